@@ -1,0 +1,25 @@
+// swift-tools-version:6.0
+import PackageDescription
+
+// Release builds get optimisation without bounds checks in the numeric modules; debug builds stay
+// checked so tests catch indexing mistakes.
+let numericSettings: [SwiftSetting] = [
+    .unsafeFlags(["-Ounchecked"], .when(configuration: .release)),
+]
+
+let package = Package(
+    name: "gpt2-ddp",
+    products: [
+        .executable(name: "gpt2-ddp", targets: ["gpt2-ddp"]),
+    ],
+    targets: [
+        .target(name: "SafeTensors"),
+        .target(name: "GPT2", dependencies: ["SafeTensors"], swiftSettings: numericSettings),
+        .target(name: "CLI", dependencies: ["GPT2", "SafeTensors"]),
+        .executableTarget(name: "gpt2-ddp", dependencies: ["CLI"]),
+        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"]),
+        .testTarget(name: "GPT2Tests", dependencies: ["GPT2", "SafeTensors", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "CLITests", dependencies: ["CLI", "GPT2", "SafeTensors", "TestSupport"]),
+    ]
+)

@@ -1,0 +1,38 @@
+import Foundation
+import GPT2
+
+/// Writes a randomly initialised model directory: the start of training from scratch, and the
+/// model that benchmarks and tests use when no pretrained weights are at hand.
+enum InitCommand: Command {
+    static let spec = CommandSpec(
+        name: "init",
+        summary: "Write a model directory with GPT-2's from-scratch initialisation (config.json, model.safetensors).",
+        flags: [
+            modelConfigFlag,
+            .option("--output-dir", "DIR", "directory to write (created if needed)"),
+            .option("--seed", "N", "random seed", default: "42"),
+            .option("--vocab-size", "N", "override the preset's vocabulary size"),
+        ])
+
+    static let modelConfigFlag = Flag.option(
+        "--model-config", "NAME|FILE", "a preset (\(GPT2Config.presets.keys.sorted().joined(separator: ", "))) or a config.json", default: "tiny")
+
+    /// A preset by name, or a Hugging Face config.json by path.
+    static func resolveConfig(_ arguments: ParsedArguments) throws -> GPT2Config {
+        let source = try arguments.required("--model-config")
+        var config = FileManager.default.fileExists(atPath: source) ? try GPT2Config.load(path: source) : try GPT2Config.preset(source)
+        if let vocabularySize = try arguments.int("--vocab-size") { config.vocabSize = vocabularySize }
+        try config.validate(source: source)
+        return config
+    }
+
+    static func run(_ arguments: ParsedArguments, console: Console) throws {
+        let output = try arguments.required("--output-dir")
+        guard let seed = UInt64(try arguments.required("--seed")) else {
+            throw CLIError.usage(command: spec.name, message: "--seed expects a non-negative integer")
+        }
+        let model = try GPT2Model.randomlyInitialized(config: try resolveConfig(arguments), seed: seed)
+        try model.save(directory: output)
+        console.print("wrote \(output): \(model.parameterCount) parameters, seed \(seed)")
+    }
+}

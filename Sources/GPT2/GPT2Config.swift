@@ -1,0 +1,185 @@
+import Foundation
+
+/// GPT-2's hyper-parameters as Hugging Face's `config.json` spells them. Fields this program does
+/// not interpret are kept in `extraFields` and written back unchanged.
+public struct GPT2Config: Sendable, Equatable {
+    public var vocabSize: Int
+    public var nPositions: Int
+    public var nEmbd: Int
+    public var nLayer: Int
+    public var nHead: Int
+    /// Width of the MLP's hidden layer; `nil` means 4 * nEmbd, as in Hugging Face.
+    public var nInner: Int?
+    public var activationFunction: String
+    public var layerNormEpsilon: Double
+    public var initializerRange: Double
+    public var scaleAttentionWeights: Bool
+    public var bosTokenID: Int?
+    public var eosTokenID: Int?
+    public var padTokenID: Int?
+    public var tieWordEmbeddings: Bool
+    public var extraFields: [String: JSONValue]
+
+    public init(vocabSize: Int = 50257, nPositions: Int = 1024, nEmbd: Int = 768, nLayer: Int = 12, nHead: Int = 12,
+                nInner: Int? = nil, activationFunction: String = "gelu_new", layerNormEpsilon: Double = 1e-5,
+                initializerRange: Double = 0.02, scaleAttentionWeights: Bool = true, bosTokenID: Int? = 50256,
+                eosTokenID: Int? = 50256, padTokenID: Int? = nil, tieWordEmbeddings: Bool = true,
+                extraFields: [String: JSONValue] = [:]) {
+        self.vocabSize = vocabSize
+        self.nPositions = nPositions
+        self.nEmbd = nEmbd
+        self.nLayer = nLayer
+        self.nHead = nHead
+        self.nInner = nInner
+        self.activationFunction = activationFunction
+        self.layerNormEpsilon = layerNormEpsilon
+        self.initializerRange = initializerRange
+        self.scaleAttentionWeights = scaleAttentionWeights
+        self.bosTokenID = bosTokenID
+        self.eosTokenID = eosTokenID
+        self.padTokenID = padTokenID
+        self.tieWordEmbeddings = tieWordEmbeddings
+        self.extraFields = extraFields
+    }
+
+    public var innerSize: Int { nInner ?? 4 * nEmbd }
+    public var headSize: Int { nEmbd / nHead }
+
+    /// Built-in shapes for training from scratch, named as on the Hugging Face hub.
+    public static let presets: [String: GPT2Config] = [
+        "gpt2": GPT2Config(nEmbd: 768, nLayer: 12, nHead: 12),
+        "gpt2-medium": GPT2Config(nEmbd: 1024, nLayer: 24, nHead: 16),
+        "gpt2-large": GPT2Config(nEmbd: 1280, nLayer: 36, nHead: 20),
+        "gpt2-xl": GPT2Config(nEmbd: 1600, nLayer: 48, nHead: 25),
+        // GPT-2's real vocabulary with a small body: trains in seconds on a laptop core.
+        "tiny": GPT2Config(nPositions: 256, nEmbd: 64, nLayer: 2, nHead: 4),
+    ]
+
+    public static func preset(_ name: String) throws -> GPT2Config {
+        guard let config = presets[name] else {
+            throw ModelError.invalidConfig(source: "preset", problem: "unknown preset '\(name)' (known: \(presets.keys.sorted().joined(separator: ", ")))")
+        }
+        return config
+    }
+
+    /// The activations that are the tanh approximation of GELU, all computed the same way.
+    static let tanhGELUNames: Set<String> = ["gelu_new", "gelu_pytorch_tanh", "gelu_fast"]
+
+    /// Rejects shapes and options this implementation does not compute, naming `source` in the error.
+    public func validate(source: String) throws {
+        func fail(_ problem: String) -> ModelError { .invalidConfig(source: source, problem: problem) }
+        for (name, value) in [("vocab_size", vocabSize), ("n_positions", nPositions), ("n_embd", nEmbd),
+                              ("n_layer", nLayer), ("n_head", nHead), ("n_inner", innerSize)] where value <= 0 {
+            throw fail("\(name) must be positive, got \(value)")
+        }
+        guard nEmbd % nHead == 0 else { throw fail("n_embd \(nEmbd) is not divisible by n_head \(nHead)") }
+        guard Self.tanhGELUNames.contains(activationFunction) else {
+            throw fail("activation_function '\(activationFunction)' is not supported (use gelu_new)")
+        }
+        guard tieWordEmbeddings else { throw fail("untied word embeddings (tie_word_embeddings false) are not supported") }
+        guard layerNormEpsilon > 0 else { throw fail("layer_norm_epsilon must be positive") }
+        for unsupported in ["scale_attn_by_inverse_layer_idx", "add_cross_attention"] where extraFields[unsupported] == .bool(true) {
+            throw fail("\(unsupported) is not supported")
+        }
+    }
+}
+
+extension GPT2Config: Codable {
+    private static let knownKeys: Set<String> = [
+        "vocab_size", "n_positions", "n_ctx", "n_embd", "n_layer", "n_head", "n_inner", "activation_function",
+        "layer_norm_epsilon", "initializer_range", "scale_attn_weights", "bos_token_id", "eos_token_id",
+        "pad_token_id", "tie_word_embeddings",
+    ]
+
+    public init(from decoder: Decoder) throws {
+        let fields = try [String: JSONValue](from: decoder)
+        func integer(_ key: String) throws -> Int? {
+            switch fields[key] {
+            case nil, .null?: return nil
+            case let .number(value)?:
+                guard let integer = Int(exactly: value) else { throw ModelError.invalidConfig(source: "config.json", problem: "\(key) is not an integer") }
+                return integer
+            default: throw ModelError.invalidConfig(source: "config.json", problem: "\(key) is not an integer")
+            }
+        }
+        func required(_ key: String, _ fallback: Int) throws -> Int { try integer(key) ?? fallback }
+        func number(_ key: String, _ fallback: Double) throws -> Double {
+            switch fields[key] {
+            case nil: return fallback
+            case let .number(value)?: return value
+            default: throw ModelError.invalidConfig(source: "config.json", problem: "\(key) is not a number")
+            }
+        }
+        func flag(_ key: String, _ fallback: Bool) throws -> Bool {
+            switch fields[key] {
+            case nil: return fallback
+            case let .bool(value)?: return value
+            default: throw ModelError.invalidConfig(source: "config.json", problem: "\(key) is not true or false")
+            }
+        }
+        let defaults = GPT2Config()
+        var activation = defaults.activationFunction
+        if case let .string(name)? = fields["activation_function"] { activation = name }
+        self.init(
+            vocabSize: try required("vocab_size", defaults.vocabSize),
+            nPositions: try integer("n_positions") ?? integer("n_ctx") ?? defaults.nPositions,
+            nEmbd: try required("n_embd", defaults.nEmbd),
+            nLayer: try required("n_layer", defaults.nLayer),
+            nHead: try required("n_head", defaults.nHead),
+            nInner: try integer("n_inner"),
+            activationFunction: activation,
+            layerNormEpsilon: try number("layer_norm_epsilon", defaults.layerNormEpsilon),
+            initializerRange: try number("initializer_range", defaults.initializerRange),
+            scaleAttentionWeights: try flag("scale_attn_weights", true),
+            bosTokenID: fields["bos_token_id"] == nil ? defaults.bosTokenID : try integer("bos_token_id"),
+            eosTokenID: fields["eos_token_id"] == nil ? defaults.eosTokenID : try integer("eos_token_id"),
+            padTokenID: try integer("pad_token_id"),
+            tieWordEmbeddings: try flag("tie_word_embeddings", true),
+            extraFields: fields.filter { !Self.knownKeys.contains($0.key) })
+    }
+
+    public func encode(to encoder: Encoder) throws {
+        var fields = extraFields
+        fields["model_type"] = fields["model_type"] ?? .string("gpt2")
+        fields["architectures"] = fields["architectures"] ?? .array([.string("GPT2LMHeadModel")])
+        fields["vocab_size"] = .number(Double(vocabSize))
+        fields["n_positions"] = .number(Double(nPositions))
+        fields["n_embd"] = .number(Double(nEmbd))
+        fields["n_layer"] = .number(Double(nLayer))
+        fields["n_head"] = .number(Double(nHead))
+        fields["n_inner"] = nInner.map { .number(Double($0)) } ?? .null
+        fields["activation_function"] = .string(activationFunction)
+        fields["layer_norm_epsilon"] = .number(layerNormEpsilon)
+        fields["initializer_range"] = .number(initializerRange)
+        fields["scale_attn_weights"] = .bool(scaleAttentionWeights)
+        fields["bos_token_id"] = bosTokenID.map { .number(Double($0)) } ?? .null
+        fields["eos_token_id"] = eosTokenID.map { .number(Double($0)) } ?? .null
+        fields["pad_token_id"] = padTokenID.map { .number(Double($0)) } ?? .null
+        fields["tie_word_embeddings"] = .bool(tieWordEmbeddings)
+        try fields.encode(to: encoder)
+    }
+
+    /// Reads and validates `config.json`; errors name the file.
+    public static func load(path: String) throws -> GPT2Config {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw ModelError.missingFile(path: path)
+        }
+        let config: GPT2Config
+        do {
+            config = try JSONDecoder().decode(GPT2Config.self, from: data)
+        } catch let error as ModelError {
+            if case let .invalidConfig(_, problem) = error { throw ModelError.invalidConfig(source: path, problem: problem) }
+            throw error
+        } catch {
+            throw ModelError.invalidConfig(source: path, problem: "not a JSON object of GPT-2 settings")
+        }
+        try config.validate(source: path)
+        return config
+    }
+
+    public func jsonData() throws -> Data {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
+        return try encoder.encode(self)
+    }
+}

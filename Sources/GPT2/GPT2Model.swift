@@ -1,0 +1,226 @@
+import Foundation
+
+/// The sum of the per-token cross-entropies of a batch and how many tokens were counted, so that
+/// callers can normalise over several micro-batches or ranks.
+public struct LossSum: Sendable, Equatable {
+    public var sum: Double
+    public var count: Int
+    public init(sum: Double = 0, count: Int = 0) { self.sum = sum; self.count = count }
+    public var mean: Double { count > 0 ? sum / Double(count) : .nan }
+}
+
+/// GPT-2 (GPT2LMHeadModel with tied embeddings) over flat buffers: one for the parameters, one
+/// for their gradients, and activations planned once for each (batch, sequence) shape.
+public final class GPT2Model {
+    public private(set) var config: GPT2Config
+    public private(set) var layout: ParameterLayout
+    public private(set) var parameters: FloatBuffer
+    public private(set) var gradients: FloatBuffer
+    private var activations: Activations?
+    private var lastBatch: (inputs: [Int32], targets: [Int32], mask: [Int32]?)?
+
+    public init(config: GPT2Config, parameters: FloatBuffer) {
+        let layout = ParameterLayout(config: config)
+        precondition(parameters.count == layout.totalCount, "parameter buffer does not match the config")
+        self.config = config
+        self.layout = layout
+        self.parameters = parameters
+        self.gradients = FloatBuffer(count: layout.totalCount)
+    }
+
+    public var parameterCount: Int { layout.totalCount }
+
+    public func zeroGradients() { gradients.zero() }
+
+    /// The logits [B, T, V] of the last forward pass.
+    public var logits: UnsafeBufferPointer<Float> {
+        guard let activations else { return UnsafeBufferPointer(start: nil, count: 0) }
+        return UnsafeBufferPointer(start: activations.logits.pointer, count: activations.logits.count)
+    }
+
+    /// Runs the model on `batch` and returns the summed cross-entropy of the predicted tokens
+    /// (labels shifted by one, -100 ignored).
+    @discardableResult
+    public func forward(_ batch: Batch) throws -> LossSum {
+        try batch.validate(for: config)
+        let (B, T) = (batch.batchSize, batch.sequenceLength)
+        let (C, L, NH, V, I) = (config.nEmbd, config.nLayer, config.nHead, config.vocabSize, config.innerSize)
+        if activations?.batchSize != B || activations?.sequenceLength != T {
+            activations = Activations(config: config, batchSize: B, sequenceLength: T)
+        }
+        let a = activations!
+        let p = parameters.pointer
+        let targets = batch.targets
+        lastBatch = (batch.inputIDs, targets, batch.attentionMask)
+        let rows = B * T
+        let epsilon = Float(config.layerNormEpsilon)
+        let scale: Float = config.scaleAttentionWeights ? 1 / Float(config.headSize).squareRoot() : 1
+
+        batch.inputIDs.withUnsafeBufferPointer { tokens in
+            Kernels.embeddingForward(out: a.embedded.pointer, tokens: tokens.baseAddress!, wte: p + layout.tokenEmbedding,
+                                     wpe: p + layout.positionEmbedding, batch: B, time: T, channels: C)
+        }
+        withOptionalPointer(batch.attentionMask) { mask in
+            for l in 0..<L {
+                let w = layout.blocks[l]
+                let input = l == 0 ? a.embedded.pointer : a.residual3.pointer + (l - 1) * rows * C
+                let ln1 = a.ln1.pointer + l * rows * C
+                let qkv = a.qkv.pointer + l * rows * 3 * C
+                let attentionOut = a.attentionOut.pointer + l * rows * C
+                let residual2 = a.residual2.pointer + l * rows * C
+                let ln2 = a.ln2.pointer + l * rows * C
+                let fcPre = a.fcPre.pointer + l * rows * I
+                let fcGelu = a.fcGelu.pointer + l * rows * I
+                let residual3 = a.residual3.pointer + l * rows * C
+
+                Kernels.layerNormForward(out: ln1, mean: a.ln1Mean.pointer + l * rows, rstd: a.ln1Rstd.pointer + l * rows, inp: input,
+                                         weight: p + w.ln1Weight, bias: p + w.ln1Bias, rows: rows, channels: C, epsilon: epsilon)
+                Kernels.linearForward(out: qkv, inp: ln1, weight: p + w.attentionWeight, bias: p + w.attentionBias,
+                                      rows: rows, inFeatures: C, outFeatures: 3 * C)
+                Kernels.attentionForward(out: attentionOut, att: a.attention.pointer + l * B * NH * T * T, qkv: qkv, keyMask: mask,
+                                         batch: B, time: T, channels: C, heads: NH, scale: scale)
+                Kernels.linearForward(out: residual2, inp: attentionOut, weight: p + w.attentionProjectionWeight,
+                                      bias: p + w.attentionProjectionBias, rows: rows, inFeatures: C, outFeatures: C)
+                Kernels.residualAdd(out: residual2, inp: input, count: rows * C)
+                Kernels.layerNormForward(out: ln2, mean: a.ln2Mean.pointer + l * rows, rstd: a.ln2Rstd.pointer + l * rows, inp: residual2,
+                                         weight: p + w.ln2Weight, bias: p + w.ln2Bias, rows: rows, channels: C, epsilon: epsilon)
+                Kernels.linearForward(out: fcPre, inp: ln2, weight: p + w.fcWeight, bias: p + w.fcBias, rows: rows, inFeatures: C, outFeatures: I)
+                Kernels.geluForward(out: fcGelu, inp: fcPre, count: rows * I)
+                Kernels.linearForward(out: residual3, inp: fcGelu, weight: p + w.fcProjectionWeight, bias: p + w.fcProjectionBias,
+                                      rows: rows, inFeatures: I, outFeatures: C)
+                Kernels.residualAdd(out: residual3, inp: residual2, count: rows * C)
+            }
+        }
+        let last = a.residual3.pointer + (L - 1) * rows * C
+        Kernels.layerNormForward(out: a.lnf.pointer, mean: a.lnfMean.pointer, rstd: a.lnfRstd.pointer, inp: last,
+                                 weight: p + layout.finalNormWeight, bias: p + layout.finalNormBias, rows: rows, channels: C, epsilon: epsilon)
+        // Tied head: logits = lnf · wteᵀ.
+        Kernels.matmul(a.logits.pointer, a.lnf.pointer, p + layout.tokenEmbedding, m: rows, n: V, k: C, transposeB: true)
+        let total = targets.withUnsafeBufferPointer { targetPointer in
+            Kernels.crossEntropyForward(losses: a.losses.pointer, probabilities: a.probabilities.pointer, logits: a.logits.pointer,
+                                        targets: targetPointer.baseAddress!, rows: rows, vocabulary: V)
+        }
+        return LossSum(sum: total, count: targets.reduce(0) { $0 + ($1 == Batch.ignoredLabel ? 0 : 1) })
+    }
+
+    /// Adds ∂(lossScale · Σ cross-entropy)/∂parameters of the last forward pass into `gradients`.
+    /// With lossScale = 1 / (number of counted tokens) this is the gradient of the mean loss.
+    public func backward(lossScale: Float) {
+        guard let a = activations, let batch = lastBatch else { preconditionFailure("backward() needs a forward() first") }
+        let (B, T) = (a.batchSize, a.sequenceLength)
+        let (C, L, NH, V, I) = (config.nEmbd, config.nLayer, config.nHead, config.vocabSize, config.innerSize)
+        let rows = B * T
+        let p = parameters.pointer, g = gradients.pointer
+        let scale: Float = config.scaleAttentionWeights ? 1 / Float(config.headSize).squareRoot() : 1
+
+        batch.targets.withUnsafeBufferPointer { targets in
+            Kernels.crossEntropyBackward(probabilities: a.probabilities.pointer, targets: targets.baseAddress!, rows: rows, vocabulary: V, scale: lossScale)
+        }
+        let dLogits = a.probabilities.pointer
+        // Tied head: dlnf = dlogits · wte, dwte += dlogitsᵀ · lnf.
+        Kernels.matmul(a.dNorm.pointer, dLogits, p + layout.tokenEmbedding, m: rows, n: C, k: V)
+        Kernels.matmul(g + layout.tokenEmbedding, dLogits, a.lnf.pointer, m: V, n: C, k: rows, transposeA: true, accumulate: true)
+        let dResidual = a.dResidual.pointer
+        dResidual.update(repeating: 0, count: rows * C)
+        Kernels.layerNormBackward(dinp: dResidual, dweight: g + layout.finalNormWeight, dbias: g + layout.finalNormBias, dout: a.dNorm.pointer,
+                                  inp: a.residual3.pointer + (L - 1) * rows * C, weight: p + layout.finalNormWeight,
+                                  mean: a.lnfMean.pointer, rstd: a.lnfRstd.pointer, rows: rows, channels: C)
+
+        // dResidual carries ∂L/∂(the residual stream) down through the blocks.
+        for l in stride(from: L - 1, through: 0, by: -1) {
+            let w = layout.blocks[l]
+            let input = l == 0 ? a.embedded.pointer : a.residual3.pointer + (l - 1) * rows * C
+            let ln1 = a.ln1.pointer + l * rows * C
+            let qkv = a.qkv.pointer + l * rows * 3 * C
+            let attentionOut = a.attentionOut.pointer + l * rows * C
+            let residual2 = a.residual2.pointer + l * rows * C
+            let ln2 = a.ln2.pointer + l * rows * C
+            let fcPre = a.fcPre.pointer + l * rows * I
+            let fcGelu = a.fcGelu.pointer + l * rows * I
+
+            Kernels.linearBackward(dinp: a.dFc.pointer, dweight: g + w.fcProjectionWeight, dbias: g + w.fcProjectionBias, dout: dResidual,
+                                   inp: fcGelu, weight: p + w.fcProjectionWeight, rows: rows, inFeatures: I, outFeatures: C)
+            Kernels.geluBackward(dinp: a.dFc.pointer, inp: fcPre, dout: a.dFc.pointer, count: rows * I)
+            Kernels.linearBackward(dinp: a.dNorm.pointer, dweight: g + w.fcWeight, dbias: g + w.fcBias, dout: a.dFc.pointer,
+                                   inp: ln2, weight: p + w.fcWeight, rows: rows, inFeatures: C, outFeatures: I)
+            Kernels.layerNormBackward(dinp: dResidual, dweight: g + w.ln2Weight, dbias: g + w.ln2Bias, dout: a.dNorm.pointer, inp: residual2,
+                                      weight: p + w.ln2Weight, mean: a.ln2Mean.pointer + l * rows, rstd: a.ln2Rstd.pointer + l * rows,
+                                      rows: rows, channels: C)
+            Kernels.linearBackward(dinp: a.dAttentionOut.pointer, dweight: g + w.attentionProjectionWeight, dbias: g + w.attentionProjectionBias,
+                                   dout: dResidual, inp: attentionOut, weight: p + w.attentionProjectionWeight,
+                                   rows: rows, inFeatures: C, outFeatures: C)
+            a.dQKV.zero()
+            Kernels.attentionBackward(dqkv: a.dQKV.pointer, dout: a.dAttentionOut.pointer, att: a.attention.pointer + l * B * NH * T * T,
+                                      qkv: qkv, scratch: a.attentionScratch.pointer, batch: B, time: T, channels: C, heads: NH, scale: scale)
+            Kernels.linearBackward(dinp: a.dNorm.pointer, dweight: g + w.attentionWeight, dbias: g + w.attentionBias, dout: a.dQKV.pointer,
+                                   inp: ln1, weight: p + w.attentionWeight, rows: rows, inFeatures: C, outFeatures: 3 * C)
+            Kernels.layerNormBackward(dinp: dResidual, dweight: g + w.ln1Weight, dbias: g + w.ln1Bias, dout: a.dNorm.pointer, inp: input,
+                                      weight: p + w.ln1Weight, mean: a.ln1Mean.pointer + l * rows, rstd: a.ln1Rstd.pointer + l * rows,
+                                      rows: rows, channels: C)
+        }
+        batch.inputs.withUnsafeBufferPointer { tokens in
+            Kernels.embeddingBackward(dwte: g + layout.tokenEmbedding, dwpe: g + layout.positionEmbedding, dout: dResidual,
+                                      tokens: tokens.baseAddress!, batch: B, time: T, channels: C)
+        }
+    }
+
+    /// Replaces the parameters (and the config that describes them), dropping planned activations.
+    public func replaceParameters(config: GPT2Config, parameters: FloatBuffer) {
+        let layout = ParameterLayout(config: config)
+        precondition(parameters.count == layout.totalCount, "parameter buffer does not match the config")
+        self.config = config
+        self.layout = layout
+        self.parameters = parameters
+        self.gradients = FloatBuffer(count: layout.totalCount)
+        self.activations = nil
+        self.lastBatch = nil
+    }
+}
+
+private func withOptionalPointer<R>(_ values: [Int32]?, _ body: (UnsafePointer<Int32>?) -> R) -> R {
+    guard let values else { return body(nil) }
+    return values.withUnsafeBufferPointer { body($0.baseAddress) }
+}
+
+/// Every activation the backward pass needs for one (B, T), allocated once, plus its scratch space.
+final class Activations {
+    let batchSize: Int
+    let sequenceLength: Int
+    let embedded, ln1, ln1Mean, ln1Rstd, qkv, attention, attentionOut, residual2: FloatBuffer
+    let ln2, ln2Mean, ln2Rstd, fcPre, fcGelu, residual3, lnf, lnfMean, lnfRstd: FloatBuffer
+    let logits, probabilities, losses: FloatBuffer
+    let dResidual, dNorm, dQKV, dAttentionOut, dFc, attentionScratch: FloatBuffer
+
+    init(config: GPT2Config, batchSize B: Int, sequenceLength T: Int) {
+        let (C, L, NH, V, I) = (config.nEmbd, config.nLayer, config.nHead, config.vocabSize, config.innerSize)
+        let rows = B * T
+        batchSize = B
+        sequenceLength = T
+        embedded = FloatBuffer(count: rows * C)
+        ln1 = FloatBuffer(count: L * rows * C)
+        ln1Mean = FloatBuffer(count: L * rows)
+        ln1Rstd = FloatBuffer(count: L * rows)
+        qkv = FloatBuffer(count: L * rows * 3 * C)
+        attention = FloatBuffer(count: L * B * NH * T * T)
+        attentionOut = FloatBuffer(count: L * rows * C)
+        residual2 = FloatBuffer(count: L * rows * C)
+        ln2 = FloatBuffer(count: L * rows * C)
+        ln2Mean = FloatBuffer(count: L * rows)
+        ln2Rstd = FloatBuffer(count: L * rows)
+        fcPre = FloatBuffer(count: L * rows * I)
+        fcGelu = FloatBuffer(count: L * rows * I)
+        residual3 = FloatBuffer(count: L * rows * C)
+        lnf = FloatBuffer(count: rows * C)
+        lnfMean = FloatBuffer(count: rows)
+        lnfRstd = FloatBuffer(count: rows)
+        logits = FloatBuffer(count: rows * V)
+        probabilities = FloatBuffer(count: rows * V)
+        losses = FloatBuffer(count: rows)
+        dResidual = FloatBuffer(count: rows * C)
+        dNorm = FloatBuffer(count: rows * C)
+        dQKV = FloatBuffer(count: rows * 3 * C)
+        dAttentionOut = FloatBuffer(count: rows * C)
+        dFc = FloatBuffer(count: rows * I)
+        attentionScratch = FloatBuffer(count: T)
+    }
+}

@@ -1,0 +1,64 @@
+import Foundation
+
+/// Paths and comparisons the test targets share.
+public enum TestPaths {
+    /// The package root, found from this file's location (Tests/TestSupport/TestSupport.swift).
+    public static let packageRoot = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent()
+
+    /// The shared data folder that sits beside the repository (see its README).
+    public static let sharedData = packageRoot.deletingLastPathComponent().appendingPathComponent("shared/data")
+
+    public static let modelFixtures = packageRoot.appendingPathComponent("Tests/GPT2Tests/Fixtures")
+
+    /// A fresh, empty directory under the system's temporary folder.
+    public static func temporaryDirectory(_ label: String = "test") throws -> URL {
+        let url = FileManager.default.temporaryDirectory.appendingPathComponent("gpt2-ddp-\(label)-\(UUID().uuidString)")
+        try FileManager.default.createDirectory(at: url, withIntermediateDirectories: true)
+        return url
+    }
+
+    /// The built `gpt2-ddp` executable, which SwiftPM puts beside the test bundle.
+    public static var executable: URL {
+        var directory = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent()
+        while directory.path != "/" {
+            let candidate = directory.appendingPathComponent("gpt2-ddp")
+            if FileManager.default.isExecutableFile(atPath: candidate.path) { return candidate }
+            directory = directory.deletingLastPathComponent()
+        }
+        return packageRoot.appendingPathComponent(".build/debug/gpt2-ddp")
+    }
+}
+
+/// The result of running a program: exit status and everything it printed.
+public struct ProcessResult {
+    public let status: Int32
+    public let output: String
+    public let error: String
+}
+
+public func runProcess(_ executable: URL, _ arguments: [String]) throws -> ProcessResult {
+    let process = Process()
+    process.executableURL = executable
+    process.arguments = arguments
+    let output = Pipe(), error = Pipe()
+    process.standardOutput = output
+    process.standardError = error
+    try process.run()
+    let outputData = output.fileHandleForReading.readDataToEndOfFile()
+    let errorData = error.fileHandleForReading.readDataToEndOfFile()
+    process.waitUntilExit()
+    return ProcessResult(status: process.terminationStatus, output: String(decoding: outputData, as: UTF8.self),
+                         error: String(decoding: errorData, as: UTF8.self))
+}
+
+/// max |a - b| / max |b|: the error relative to the reference tensor's scale, so that entries that
+/// are zero in exact arithmetic (and noise in floats) do not dominate.
+public func relativeError(_ a: [Float], _ b: [Float]) -> Double {
+    precondition(a.count == b.count, "sizes differ: \(a.count) vs \(b.count)")
+    var maximumDifference = 0.0, scale = 0.0
+    for i in a.indices {
+        maximumDifference = max(maximumDifference, abs(Double(a[i]) - Double(b[i])))
+        scale = max(scale, abs(Double(b[i])))
+    }
+    return scale == 0 ? maximumDifference : maximumDifference / scale
+}
