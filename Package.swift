@@ -15,11 +15,15 @@ let package = Package(
     targets: [
         .target(name: "SafeTensors"),
         .target(name: "GPT2", dependencies: ["SafeTensors"], swiftSettings: numericSettings),
-        .target(name: "CLI", dependencies: ["GPT2", "SafeTensors"]),
+        .target(name: "Tokenizer"),
+        .target(name: "Data", dependencies: ["GPT2"]),
+        .target(name: "Distributed"),
+        .target(name: "Training", dependencies: ["GPT2", "Data", "Distributed", "SafeTensors", "Tokenizer"], swiftSettings: numericSettings),
+        .target(name: "CLI", dependencies: ["GPT2", "SafeTensors", "Tokenizer", "Data", "Distributed", "Training"]),
         .executableTarget(name: "gpt2-ddp", dependencies: ["CLI"]),
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"]),
         .testTarget(name: "GPT2Tests", dependencies: ["GPT2", "SafeTensors", "TestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "CLITests", dependencies: ["CLI", "GPT2", "SafeTensors", "TestSupport"]),
+        .testTarget(name: "CLITests", dependencies: ["CLI", "GPT2", "SafeTensors", "Training", "TestSupport"]),
     ]
 )

@@ -58,7 +58,7 @@ enum ForwardBackwardCommand: Command {
                 FloatTensor(name: "loss", shape: [1], values: UnsafeBufferPointer(lossBuffer)),
                 FloatTensor(name: "logits", shape: [batch.batchSize, batch.sequenceLength, config.vocabSize], values: model.logits),
             ]
-            try model.saveWeights(to: outputPath, from: model.gradients, namePrefix: "grad.", extra: extra,
+            try model.saveWeights(to: outputPath, buffers: [("grad.", model.gradients)], extra: extra,
                                   metadata: ["loss_tokens": String(loss.count)])
         }
         console.print("loss: \(loss.mean)")

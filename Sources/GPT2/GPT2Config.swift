@@ -65,6 +65,22 @@ public struct GPT2Config: Sendable, Equatable {
     /// The activations that are the tanh approximation of GELU, all computed the same way.
     static let tanhGELUNames: Set<String> = ["gelu_new", "gelu_pytorch_tanh", "gelu_fast"]
 
+    /// The settings that decide the computation and the token ids, named as in config.json, whose
+    /// values differ between `self` and `other` (fields kept only for other programs are ignored).
+    public func differences(from other: GPT2Config) -> [String] {
+        let fields: [(String, String, String)] = [
+            ("vocab_size", "\(vocabSize)", "\(other.vocabSize)"), ("n_positions", "\(nPositions)", "\(other.nPositions)"),
+            ("n_embd", "\(nEmbd)", "\(other.nEmbd)"), ("n_layer", "\(nLayer)", "\(other.nLayer)"), ("n_head", "\(nHead)", "\(other.nHead)"),
+            ("n_inner", "\(innerSize)", "\(other.innerSize)"), ("activation_function", activationFunction, other.activationFunction),
+            ("layer_norm_epsilon", "\(layerNormEpsilon)", "\(other.layerNormEpsilon)"),
+            ("scale_attn_weights", "\(scaleAttentionWeights)", "\(other.scaleAttentionWeights)"),
+            ("bos_token_id", "\(bosTokenID.map(String.init) ?? "null")", "\(other.bosTokenID.map(String.init) ?? "null")"),
+            ("eos_token_id", "\(eosTokenID.map(String.init) ?? "null")", "\(other.eosTokenID.map(String.init) ?? "null")"),
+            ("pad_token_id", "\(padTokenID.map(String.init) ?? "null")", "\(other.padTokenID.map(String.init) ?? "null")"),
+        ]
+        return fields.filter { $0.1 != $0.2 }.map { "\($0.0) \($0.2) -> \($0.1)" }
+    }
+
     /// Rejects shapes and options this implementation does not compute, naming `source` in the error.
     public func validate(source: String) throws {
         func fail(_ problem: String) -> ModelError { .invalidConfig(source: source, problem: problem) }

@@ -92,19 +92,31 @@ extension GPT2Model {
             throw SafeTensorsError.cannotWrite(path: directory, reason: "cannot create the directory")
         }
         let root = URL(fileURLWithPath: directory)
-        try saveWeights(to: root.appendingPathComponent(Self.weightsFileName).path, from: parameters)
+        try saveWeights(to: root.appendingPathComponent(Self.weightsFileName).path, buffers: [("", parameters)])
         try AtomicFile.write(try config.jsonData(), to: root.appendingPathComponent(Self.configFileName).path)
     }
 
-    /// Writes every tensor of `buffer` (parameters, or gradients with a name prefix) under Hugging
-    /// Face's names and shapes.
-    public func saveWeights(to path: String, from buffer: FloatBuffer, namePrefix: String = "",
+    /// Writes flat buffers laid out like the parameters (the parameters themselves, gradients,
+    /// optimiser moments) under Hugging Face's names and shapes, each name behind its prefix.
+    public func saveWeights(to path: String, buffers: [(namePrefix: String, buffer: FloatBuffer)],
                             extra: [FloatTensor] = [], metadata: [String: String] = ["format": "pt"]) throws {
-        precondition(buffer.count == layout.totalCount)
-        let tensors = layout.tensors.map {
-            FloatTensor(name: namePrefix + $0.name, shape: $0.shape,
-                        values: UnsafeBufferPointer(start: buffer.pointer + $0.offset, count: $0.count))
+        let tensors = buffers.flatMap { namePrefix, buffer in
+            precondition(buffer.count == layout.totalCount)
+            return layout.tensors.map {
+                FloatTensor(name: namePrefix + $0.name, shape: $0.shape,
+                            values: UnsafeBufferPointer(start: buffer.pointer + $0.offset, count: $0.count))
+            }
         }
         try SafeTensorsWriter.write(extra + tensors, metadata: metadata, to: path)
+    }
+
+    /// Reads a buffer laid out like the parameters from `file`, every tensor under `namePrefix`,
+    /// with its shape checked.
+    public func readWeights(from file: SafeTensorsFile, namePrefix: String, into buffer: FloatBuffer) throws {
+        precondition(buffer.count == layout.totalCount)
+        for tensor in layout.tensors {
+            try file.read(namePrefix + tensor.name, shape: tensor.shape,
+                          into: UnsafeMutableBufferPointer(start: buffer.pointer + tensor.offset, count: tensor.count))
+        }
     }
 }

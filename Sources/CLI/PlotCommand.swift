@@ -1,0 +1,20 @@
+import Foundation
+import SafeTensors
+import Training
+
+/// `gpt2-ddp plot RUN_DIR`: draws loss.svg from a run's metrics.jsonl.
+enum PlotCommand: Command {
+    static let spec = CommandSpec(
+        name: "plot",
+        summary: "Draw the train and eval loss curves of a run (its metrics.jsonl) as an SVG file.",
+        positionals: [("RUN_DIR", "a train --output-dir")],
+        flags: [.option("--output", "FILE", "where to write the picture (default: RUN_DIR/loss.svg)")])
+
+    static func run(_ arguments: ParsedArguments, console: Console) throws {
+        let directory = URL(fileURLWithPath: try arguments.positional(0, "RUN_DIR"))
+        let records = try MetricsLog.read(path: directory.appendingPathComponent("metrics.jsonl").path)
+        let output = arguments.string("--output") ?? directory.appendingPathComponent("loss.svg").path
+        try AtomicFile.write(Data(LossChart.svg(records).utf8), to: output)
+        console.print("wrote \(output) from \(records.count) records")
+    }
+}

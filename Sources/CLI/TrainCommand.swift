@@ -1,0 +1,181 @@
+import Distributed
+import Foundation
+import Training
+
+#if canImport(Glibc)
+import Glibc
+#endif
+
+/// `gpt2-ddp train`: what `Trainer.train()` and `save_model()` do in the Hugging Face recipe.
+enum TrainCommand: Command {
+    /// Flags shared with `evaluate`: the model, its tokenizer and how texts become examples.
+    static let modelAndDataFlags: [Flag] = [
+        .option("--model-name-or-path", "DIR", "Hugging Face GPT-2 directory to start from"),
+        .option("--model-config", "NAME|FILE", "train from scratch: a preset (tiny, gpt2, gpt2-medium, gpt2-large, gpt2-xl) or a config.json"),
+        .option("--tokenizer", "DIR", "tokenizer directory (vocab.json, merges.txt); default: the model directory"),
+        .option("--text-column", "NAME", "text column of a .csv file", default: "text"),
+        .option("--text-field", "NAME", "text field of a .jsonl file", default: "text"),
+        .option("--template", "TEXT", "how an example is wrapped; {bos}, {text} and {eos} are replaced", default: "{bos} {text} {eos}"),
+        .option("--bos-token", "TOKEN", "added as a special token", default: "<|endoftext|>"),
+        .option("--eos-token", "TOKEN", "added as a special token", default: "<|EOS|>"),
+        .option("--pad-token", "TOKEN", "added as a special token", default: "<|pad|>"),
+        .option("--block-size", "N", "examples longer than this are truncated (default: the model's n_positions)"),
+        .option("--per-device-eval-batch-size", "N", "examples per evaluation batch on each rank", default: "8"),
+        .option("--seed", "N", "seed for initialisation, data order and the validation split", default: "42"),
+    ]
+
+    static let spec = CommandSpec(
+        name: "train",
+        summary: "Fine-tune or train GPT-2 on a text file (.txt, .csv, .jsonl), evaluate, checkpoint and save in Hugging Face's layout.",
+        flags: modelAndDataFlags + [
+            .option("--train-file", "FILE", "training data: .txt (a line per example), .csv or .jsonl (text or input_ids)"),
+            .option("--validation-file", "FILE", "validation data; without it --validation-split holds out part of the training file"),
+            .option("--validation-split", "FRACTION", "share held out for validation when no validation file is given (0 = none)", default: "0.2"),
+            .toggle("--packing", "concatenate examples into full blocks instead of padding each batch"),
+            .option("--output-dir", "DIR", "where checkpoints, metrics.jsonl, loss.svg and the final model go"),
+            .toggle("--overwrite-output-dir", "start afresh in an output dir that holds an earlier run (its checkpoints and metrics are removed)"),
+            .option("--per-device-train-batch-size", "N", "examples per micro-batch on each rank", default: "8"),
+            .option("--gradient-accumulation-steps", "N", "micro-batches per optimisation step", default: "1"),
+            .option("--num-train-epochs", "N", "epochs (fractions allowed)", default: "3"),
+            .option("--max-steps", "N", "optimisation steps; overrides the epochs when positive", default: "-1"),
+            .option("--learning-rate", "LR", "peak learning rate", default: "5e-5"),
+            .option("--weight-decay", "W", "AdamW weight decay (not on biases and LayerNorm)", default: "0"),
+            .option("--adam-beta1", "B", "AdamW beta1", default: "0.9"),
+            .option("--adam-beta2", "B", "AdamW beta2", default: "0.999"),
+            .option("--adam-epsilon", "E", "AdamW epsilon", default: "1e-8"),
+            .option("--max-grad-norm", "N", "clip the global gradient norm (0 = off)", default: "1.0"),
+            .option("--lr-scheduler-type", "KIND", "linear, cosine, constant or constant_with_warmup", default: "linear"),
+            .option("--warmup-steps", "N", "warmup steps, or a ratio of the total below 1", default: "0"),
+            .option("--logging-steps", "N", "log (and append to metrics.jsonl) every N steps", default: "10"),
+            .option("--eval-strategy", "WHEN", "no, steps or epoch", default: "steps"),
+            .option("--eval-steps", "N", "evaluate every N steps (default: --logging-steps)"),
+            .option("--save-steps", "N", "write a checkpoint every N steps (and at the end)", default: "500"),
+            .option("--save-total-limit", "N", "keep only the newest N checkpoints (and the best)"),
+            .option("--resume-from-checkpoint", "latest|DIR", "continue a run exactly from a checkpoint"),
+        ])
+
+    static func positiveInt(_ arguments: ParsedArguments, _ name: String) throws -> Int {
+        guard let value = try arguments.int(name), value > 0 else {
+            throw CLIError.usage(command: arguments.command, message: "\(name) must be a positive integer")
+        }
+        return value
+    }
+
+    /// The settings `train` and `evaluate` share, read from the flags.
+    static func commonArguments(_ arguments: ParsedArguments, outputDir: String, dataFile: String) throws -> TrainingArguments {
+        var settings = TrainingArguments(outputDir: outputDir, trainFile: dataFile)
+        settings.modelNameOrPath = arguments.string("--model-name-or-path")
+        settings.modelConfig = arguments.string("--model-config")
+        if settings.modelNameOrPath != nil && settings.modelConfig != nil {
+            throw CLIError.usage(command: arguments.command, message: "give --model-name-or-path or --model-config, not both")
+        }
+        settings.tokenizer = arguments.string("--tokenizer")
+        settings.textColumn = try arguments.required("--text-column")
+        settings.textField = try arguments.required("--text-field")
+        settings.template = try arguments.required("--template")
+        guard settings.template.contains("{text}") else { throw CLIError.usage(command: arguments.command, message: "--template must contain {text}") }
+        settings.bosToken = try arguments.required("--bos-token")
+        settings.eosToken = try arguments.required("--eos-token")
+        settings.padToken = try arguments.required("--pad-token")
+        settings.blockSize = try arguments.string("--block-size").map { _ in try positiveInt(arguments, "--block-size") }
+        settings.perDeviceEvalBatchSize = try positiveInt(arguments, "--per-device-eval-batch-size")
+        guard let seed = UInt64(try arguments.required("--seed")) else {
+            throw CLIError.usage(command: arguments.command, message: "--seed must be a non-negative integer")
+        }
+        settings.seed = seed
+        return settings
+    }
+
+    static func run(_ arguments: ParsedArguments, console: Console) throws {
+        let outputDir = try arguments.required("--output-dir")
+        var settings = try commonArguments(arguments, outputDir: outputDir, dataFile: try arguments.required("--train-file"))
+        settings.validationFile = arguments.string("--validation-file")
+        settings.validationSplit = try arguments.double("--validation-split")!
+        guard (0..<1).contains(settings.validationSplit) else { throw CLIError.usage(command: spec.name, message: "--validation-split must be in [0, 1)") }
+        settings.packing = arguments.isSet("--packing")
+        settings.overwriteOutputDir = arguments.isSet("--overwrite-output-dir")
+        settings.perDeviceTrainBatchSize = try positiveInt(arguments, "--per-device-train-batch-size")
+        settings.gradientAccumulationSteps = try positiveInt(arguments, "--gradient-accumulation-steps")
+        settings.numTrainEpochs = try arguments.double("--num-train-epochs")!
+        settings.maxSteps = try arguments.int("--max-steps")!
+        guard settings.maxSteps > 0 || settings.numTrainEpochs > 0 else {
+            throw CLIError.usage(command: spec.name, message: "--num-train-epochs or --max-steps must be positive")
+        }
+        settings.learningRate = try arguments.double("--learning-rate")!
+        settings.weightDecay = try arguments.double("--weight-decay")!
+        settings.adamBeta1 = try arguments.double("--adam-beta1")!
+        settings.adamBeta2 = try arguments.double("--adam-beta2")!
+        settings.adamEpsilon = try arguments.double("--adam-epsilon")!
+        settings.maxGradNorm = try arguments.double("--max-grad-norm")!
+        guard let scheduler = LearningRateSchedule.Kind(rawValue: try arguments.required("--lr-scheduler-type")) else {
+            throw CLIError.usage(command: spec.name, message: "--lr-scheduler-type must be one of \(LearningRateSchedule.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
+        }
+        settings.lrSchedulerType = scheduler
+        settings.warmupSteps = try arguments.required("--warmup-steps")
+        settings.loggingSteps = try positiveInt(arguments, "--logging-steps")
+        guard let strategy = TrainingArguments.EvaluationStrategy(rawValue: try arguments.required("--eval-strategy")) else {
+            throw CLIError.usage(command: spec.name, message: "--eval-strategy must be no, steps or epoch")
+        }
+        settings.evalStrategy = strategy
+        settings.evalSteps = try arguments.string("--eval-steps").map { _ in try positiveInt(arguments, "--eval-steps") }
+        settings.saveSteps = try positiveInt(arguments, "--save-steps")
+        settings.saveTotalLimit = try arguments.string("--save-total-limit").map { _ in try positiveInt(arguments, "--save-total-limit") }
+        settings.resumeFromCheckpoint = arguments.string("--resume-from-checkpoint")
+
+        let communicator: Communicator = SingleProcessCommunicator()
+        let resumePath = try OutputDirectory.prepare(settings, isMain: communicator.isMain, console: console)
+        let output = TrainerOutput(log: { console.warn($0) }, progress: progressPrinter(console))
+        let run = try PreparedRun.prepare(settings, dataFile: settings.trainFile, log: output.log)
+        let trainer = try Trainer(arguments: settings, model: run.model, train: run.train, validation: run.validation,
+                                  collator: run.collator, communicator: communicator, tokenizerFingerprint: run.tokenizerFingerprint,
+                                  output: output, extraFiles: { directory in try run.tokenizer?.save(to: URL(fileURLWithPath: directory)) })
+        if let resumePath { try trainer.resume(from: resumePath) }
+        let trainLoss = try trainer.train()
+        console.print("train_loss: \(Float(trainLoss))")
+        if let best = trainer.state.bestEvalLoss { console.print("best_eval_loss: \(Float(best))") }
+        console.print("model: \(outputDir)")
+    }
+
+    /// On a terminal the progress line is redrawn in place; elsewhere it is left out, since the
+    /// log lines carry the same figures.
+    static func progressPrinter(_ console: Console) -> (String) -> Void {
+        guard isatty(STDERR_FILENO) == 1 else { return { _ in } }
+        return { line in FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8)) }
+    }
+}
+
+/// The output directory's rules: never a file, never silently mixed with an earlier run, and only
+/// what this program wrote is ever deleted.
+enum OutputDirectory {
+    /// Checks the directory and returns the checkpoint to resume from, if any.
+    static func prepare(_ settings: TrainingArguments, isMain: Bool, console: Console) throws -> String? {
+        let fileManager = FileManager.default
+        let path = settings.outputDir
+        var isDirectory: ObjCBool = false
+        let exists = fileManager.fileExists(atPath: path, isDirectory: &isDirectory)
+        if exists && !isDirectory.boolValue { throw CLIError.failure("\(path): --output-dir is a file, not a directory") }
+        let metrics = URL(fileURLWithPath: path).appendingPathComponent("metrics.jsonl").path
+        let checkpoints = Checkpoint.list(in: path)
+        if let resume = settings.resumeFromCheckpoint {
+            let checkpoint = resume == "latest" ? checkpoints.last?.path : resume
+            guard let checkpoint else { throw CLIError.failure("\(path): no complete checkpoint to resume from") }
+            guard Checkpoint.isComplete(checkpoint) else { throw CLIError.failure("\(checkpoint): not a complete checkpoint (no \(Checkpoint.marker))") }
+            return checkpoint
+        }
+        let earlierRun = !checkpoints.isEmpty || fileManager.fileExists(atPath: metrics)
+        if earlierRun && !settings.overwriteOutputDir {
+            throw CLIError.failure("\(path): holds an earlier run; use --resume-from-checkpoint latest to continue it or --overwrite-output-dir to start afresh")
+        }
+        if isMain {
+            if earlierRun {
+                for checkpoint in checkpoints { try fileManager.removeItem(atPath: checkpoint.path) }
+                for name in ["metrics.jsonl", "loss.svg"] { try? fileManager.removeItem(atPath: URL(fileURLWithPath: path).appendingPathComponent(name).path) }
+                console.warn("removed the earlier run's checkpoints and metrics from \(path)")
+            }
+            do { try fileManager.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
+                throw CLIError.failure("\(path): cannot create the output directory")
+            }
+        }
+        return nil
+    }
+}

@@ -1,0 +1,217 @@
+import Foundation
+
+/// GPT-2's byte-level BPE tokenizer, giving the same ids as Hugging Face's `GPT2TokenizerFast`.
+///
+/// Encoding splits the text around added tokens, pre-tokenizes each stretch in between with
+/// GPT-2's regex, maps every byte to its byte-level character and merges by rank. It works on
+/// UTF-8 bytes and token ids throughout and caches the tokens of each distinct piece.
+///
+/// An instance is not thread-safe (encoding updates the cache): use one per thread.
+public final class GPT2Tokenizer {
+    /// The largest token id plus one that this implementation accepts, to keep id-indexed tables small.
+    static let idLimit = 1 << 24
+
+    /// The BPE vocabulary, without added tokens.
+    let vocabulary: [String: Int]
+    /// The BPE vocabulary by id.
+    private let vocabularyTokens: [String?]
+    /// The merge rules in rank order.
+    let merges: [(String, String)]
+    private var pieceEncoder: PieceEncoder
+    private var addedVocabulary = AddedVocabulary()
+    private var tokenDecoder = TokenDecoder()
+
+    public var bosToken: String?
+    public var eosToken: String?
+    public var padToken: String?
+    public var unkToken: String?
+
+    /// A bare BPE model: no added tokens and no special-token roles (`load(directory:)` gives the
+    /// GPT-2 defaults). `merges` are in rank order, each joining two vocabulary tokens into a third.
+    public convenience init(vocabulary: [String: Int], merges: [(String, String)]) throws {
+        try self.init(vocabulary: vocabulary, vocabularySource: "vocabulary",
+                      merges: merges.enumerated().map { NumberedMerge(location: "merges[\($0)]", pair: $1) })
+    }
+
+    /// A merge rule with where it came from, for error messages.
+    struct NumberedMerge {
+        let location: String
+        let pair: (String, String)
+    }
+
+    init(vocabulary: [String: Int], vocabularySource: String, merges: [NumberedMerge]) throws {
+        var vocabularyTokens = [String?](repeating: nil, count: (vocabulary.values.max() ?? -1) + 1)
+        for (token, id) in vocabulary {
+            guard id >= 0, id < Self.idLimit else {
+                throw TokenizerError.invalidVocabulary(
+                    source: vocabularySource, reason: "id \(id) of \"\(token)\" is outside 0..<\(Self.idLimit)")
+            }
+            if let other = vocabularyTokens[id] {
+                throw TokenizerError.invalidVocabulary(
+                    source: vocabularySource, reason: "\"\(other)\" and \"\(token)\" have the same id \(id)")
+            }
+            vocabularyTokens[id] = token
+        }
+        var mergeTable = MergeTable(minimumCapacity: merges.count)
+        for (rank, merge) in merges.enumerated() {
+            let (left, right) = merge.pair
+            var ids: [UInt32] = []
+            for token in [left, right, left + right] {
+                guard let id = vocabulary[token] else {
+                    throw TokenizerError.unknownMergeToken(location: merge.location, token: token)
+                }
+                ids.append(UInt32(id))
+            }
+            mergeTable.insert(left: ids[0], right: ids[1], MergeTable.Merge(rank: UInt32(rank), merged: ids[2]))
+        }
+        let byteTokenIDs = ByteLevel.characterForByte.map { character in
+            vocabulary[String(character)].map(UInt32.init) ?? BytePairModel.missingToken
+        }
+        self.vocabulary = vocabulary
+        self.vocabularyTokens = vocabularyTokens
+        self.merges = merges.map(\.pair)
+        pieceEncoder = PieceEncoder(model: BytePairModel(byteTokenIDs: byteTokenIDs, merges: mergeTable))
+        for (id, token) in vocabularyTokens.enumerated() {
+            if let token {
+                tokenDecoder.set(id: id, token: token, special: false)
+            }
+        }
+    }
+
+    // MARK: Vocabulary
+
+    /// The number of distinct tokens, BPE vocabulary and added tokens together (`len(tokenizer)`).
+    public var count: Int {
+        vocabulary.count + addedVocabulary.idsByContent.keys.count(where: { vocabulary[$0] == nil })
+    }
+
+    public func id(for token: String) -> Int? {
+        addedVocabulary.idsByContent[token] ?? vocabulary[token]
+    }
+
+    public func token(for id: Int) -> String? {
+        if let added = addedVocabulary.tokensByID[id] {
+            return added.content
+        }
+        return vocabularyTokens.indices.contains(id) ? vocabularyTokens[id] : nil
+    }
+
+    /// The added tokens (including special tokens that are also in the BPE vocabulary), by id.
+    public var addedTokens: [(id: Int, token: AddedToken)] {
+        addedVocabulary.tokensByID.sorted { $0.key < $1.key }.map { (id: $0.key, token: $0.value) }
+    }
+
+    func addedToken(withContent content: String) -> AddedToken? {
+        addedVocabulary.idsByContent[content].flatMap { addedVocabulary.tokensByID[$0] }
+    }
+
+    // The role ids fall back to the unknown token's id for a role token that is not in the
+    // vocabulary, as Hugging Face's `convert_tokens_to_ids` does.
+    public var bosTokenID: Int? { roleID(bosToken) }
+    public var eosTokenID: Int? { roleID(eosToken) }
+    public var padTokenID: Int? { roleID(padToken) }
+
+    private func roleID(_ token: String?) -> Int? {
+        guard let token else { return nil }
+        return id(for: token) ?? unkToken.flatMap(id(for:))
+    }
+
+    /// Adds tokens that BPE will never split, like Hugging Face's `add_tokens`: a token already in
+    /// the vocabulary keeps its id (and becomes an added token, so it is matched in text first);
+    /// a new one gets the next id after the vocabulary and earlier added tokens. Returns the id of
+    /// each token; empty strings are skipped, as in Hugging Face.
+    @discardableResult
+    public func addTokens(_ tokens: [String], special: Bool) -> [Int] {
+        addTokens(tokens.map { AddedToken($0, special: special) })
+    }
+
+    /// Adds tokens with all of Hugging Face's `AddedToken` options; see `addTokens(_:special:)`.
+    @discardableResult
+    public func addTokens(_ tokens: [AddedToken]) -> [Int] {
+        var ids: [Int] = []
+        for token in tokens where !token.content.isEmpty {
+            let id = id(for: token.content) ?? nextAddedTokenID
+            register(token, id: id)
+            ids.append(id)
+        }
+        addedVocabulary.rebuildMatchers()
+        return ids
+    }
+
+    /// Adds tokens with the ids a file gives them, checking that the ids fit the vocabulary.
+    func addTokens(_ tokens: [(token: AddedToken, id: Int)], source: String) throws {
+        for (token, id) in tokens {
+            guard !token.content.isEmpty else {
+                throw TokenizerError.invalidAddedToken(source: source, reason: "empty token with id \(id)")
+            }
+            guard id >= 0, id < Self.idLimit else {
+                throw TokenizerError.invalidAddedToken(
+                    source: source, reason: "id \(id) of \"\(token.content)\" is outside 0..<\(Self.idLimit)")
+            }
+            if let known = self.id(for: token.content), known != id {
+                throw TokenizerError.invalidAddedToken(
+                    source: source, reason: "\"\(token.content)\" has id \(id) but is already token \(known)")
+            }
+            if let other = self.token(for: id), other != token.content {
+                throw TokenizerError.invalidAddedToken(
+                    source: source, reason: "\"\(token.content)\" has id \(id), which is already \"\(other)\"")
+            }
+            register(token, id: id)
+        }
+        addedVocabulary.rebuildMatchers()
+    }
+
+    /// Makes each token special, keeping the options of tokens that are already added.
+    func addSpecialTokens(_ tokens: [AddedToken]) {
+        for token in tokens where !token.content.isEmpty {
+            if var existing = addedToken(withContent: token.content) {
+                existing.special = true
+                register(existing, id: addedVocabulary.idsByContent[token.content]!)
+            } else {
+                register(token, id: id(for: token.content) ?? nextAddedTokenID)
+            }
+        }
+        addedVocabulary.rebuildMatchers()
+    }
+
+    private var nextAddedTokenID: Int {
+        max(vocabulary.count, (addedVocabulary.tokensByID.keys.max() ?? -1) + 1)
+    }
+
+    private func register(_ token: AddedToken, id: Int) {
+        addedVocabulary.register(token, id: id)
+        tokenDecoder.set(id: id, token: token.content, special: addedVocabulary.tokensByID[id]!.special)
+    }
+
+    // MARK: Encoding and decoding
+
+    /// The token ids of `text`. No tokens are added around it (GPT-2 adds no BOS or EOS).
+    public func encode(_ text: String) -> [Int] {
+        var text = text
+        return text.withUTF8 { encode(utf8: $0) }
+    }
+
+    /// The token ids of valid UTF-8 text.
+    private func encode(utf8 text: UnsafeBufferPointer<UInt8>) -> [Int] {
+        var ids: [Int] = []
+        ids.reserveCapacity(text.count / 3 + 1)
+        ScalarClassTable.shared.withLookup { classes in
+            addedVocabulary.forEachSegment(of: text, classes: classes) { segment in
+                switch segment {
+                case .addedToken(let id):
+                    ids.append(id)
+                case .text(let range):
+                    pieceEncoder.appendTokens(of: UnsafeBufferPointer(rebasing: text[range]), classes: classes, to: &ids)
+                }
+            }
+        }
+        return ids
+    }
+
+    /// The text of `ids`. Bytes that do not form valid UTF-8 (say, half of an emoji) become U+FFFD,
+    /// one per maximal invalid sequence, as in Hugging Face. Unlike Hugging Face, which silently
+    /// drops ids it does not know, an unknown id throws `TokenizerError.unknownTokenID`.
+    public func decode(_ ids: [Int], skipSpecialTokens: Bool = false) throws -> String {
+        try tokenDecoder.decode(ids, skipSpecialTokens: skipSpecialTokens)
+    }
+}

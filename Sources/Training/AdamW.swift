@@ -1,0 +1,81 @@
+import Foundation
+import GPT2
+
+/// AdamW exactly as `torch.optim.AdamW` computes it (single-tensor path), over the flat parameter
+/// buffer in one pass. Weight decay applies to the tensors `Trainer` decays: embeddings and
+/// Conv1D weights, not biases and not LayerNorm parameters.
+public final class AdamW {
+    public struct Settings: Codable, Sendable, Equatable {
+        public var beta1 = 0.9
+        public var beta2 = 0.999
+        public var epsilon = 1e-8
+        public var weightDecay = 0.0
+        public init(beta1: Double = 0.9, beta2: Double = 0.999, epsilon: Double = 1e-8, weightDecay: Double = 0.0) {
+            self.beta1 = beta1
+            self.beta2 = beta2
+            self.epsilon = epsilon
+            self.weightDecay = weightDecay
+        }
+    }
+
+    public let settings: Settings
+    /// exp_avg and exp_avg_sq, laid out like the parameters.
+    public let firstMoment: FloatBuffer
+    public let secondMoment: FloatBuffer
+    /// Updates taken so far (torch's `step` state).
+    public var stepCount = 0
+    private let decayedRanges: [Range<Int>]
+    private let undecayedRanges: [Range<Int>]
+
+    public init(layout: ParameterLayout, settings: Settings) {
+        self.settings = settings
+        firstMoment = FloatBuffer(count: layout.totalCount)
+        secondMoment = FloatBuffer(count: layout.totalCount)
+        decayedRanges = layout.tensors.filter { Self.isDecayed($0.name) }.map(\.range)
+        undecayedRanges = layout.tensors.filter { !Self.isDecayed($0.name) }.map(\.range)
+    }
+
+    /// Trainer's rule: no decay on biases and LayerNorm parameters.
+    public static func isDecayed(_ name: String) -> Bool {
+        !name.hasSuffix(".bias") && !name.contains(".ln_")
+    }
+
+    public func update(parameters: FloatBuffer, gradients: FloatBuffer, learningRate: Double) {
+        stepCount += 1
+        let t = Double(stepCount)
+        let stepSize = Float(learningRate / (1 - pow(settings.beta1, t)))
+        let secondCorrection = Float((1 - pow(settings.beta2, t)).squareRoot())
+        let b1Complement = Float(1 - settings.beta1), beta2 = Float(settings.beta2), b2Complement = Float(1 - settings.beta2)
+        let epsilon = Float(settings.epsilon)
+        let p = parameters.pointer, g = gradients.pointer, m = firstMoment.pointer, v = secondMoment.pointer
+        for (ranges, decay) in [(decayedRanges, Float(1 - learningRate * settings.weightDecay)), (undecayedRanges, Float(1))] {
+            for range in ranges {
+                for i in range {
+                    let gradient = g[i]
+                    let parameter = p[i] * decay
+                    let mean = m[i] + b1Complement * (gradient - m[i])
+                    let variance = v[i] * beta2 + b2Complement * gradient * gradient
+                    m[i] = mean
+                    v[i] = variance
+                    p[i] = parameter - stepSize * (mean / (variance.squareRoot() / secondCorrection + epsilon))
+                }
+            }
+        }
+    }
+}
+
+/// The global L2 norm of `gradients`, and clipping to `maxNorm` as `clip_grad_norm_` does
+/// (coefficient maxNorm / (norm + 1e-6), applied only when below 1). Returns the norm before clipping.
+public func clipGradientNorm(_ gradients: FloatBuffer, maxNorm: Double) -> Double {
+    var sum = 0.0
+    for i in 0..<gradients.count { sum += Double(gradients[i]) * Double(gradients[i]) }
+    let norm = sum.squareRoot()
+    if maxNorm > 0 {
+        let coefficient = maxNorm / (norm + 1e-6)
+        if coefficient < 1 {
+            let scale = Float(coefficient)
+            for i in 0..<gradients.count { gradients[i] *= scale }
+        }
+    }
+    return norm
+}

@@ -1,0 +1,97 @@
+import Data
+import Foundation
+import GPT2
+import Tokenizer
+
+/// A model, its tokenizer and the data, made ready as the recipe does before `Trainer.train()`:
+/// special tokens added, embeddings resized, texts wrapped, tokenized and cut to the block size.
+public struct PreparedRun {
+    public let model: GPT2Model
+    public let tokenizer: GPT2Tokenizer?
+    public let train: Dataset
+    public let validation: Dataset?
+    public let collator: Collator
+    /// Identifies the tokenizer's vocabulary and added tokens, so a resume can refuse another one.
+    public let tokenizerFingerprint: String
+
+    /// Loads or initialises the model; `validationRequired` makes a missing validation set an error
+    /// (evaluation), otherwise the validation split applies (0 = none).
+    public static func prepare(_ arguments: TrainingArguments, dataFile: String, validationRequired: Bool = false,
+                               log: (String) -> Void) throws -> PreparedRun {
+        let model: GPT2Model
+        if let path = arguments.modelNameOrPath {
+            let (loaded, report) = try GPT2Model.load(directory: path)
+            if !report.unexpected.isEmpty { log("warning: tensors not part of GPT2LMHeadModel were not loaded: \(report.unexpected.joined(separator: ", "))") }
+            model = loaded
+        } else if let source = arguments.modelConfig {
+            let config = FileManager.default.fileExists(atPath: source) ? try GPT2Config.load(path: source) : try GPT2Config.preset(source)
+            model = try GPT2Model.randomlyInitialized(config: config, seed: arguments.seed)
+        } else {
+            throw TrainingError.invalidSetting("give --model-name-or-path DIR or --model-config NAME")
+        }
+        let blockSize = arguments.blockSize ?? model.config.nPositions
+        guard blockSize > 1, blockSize <= model.config.nPositions else {
+            throw TrainingError.invalidSetting("--block-size \(blockSize) must be between 2 and the model's n_positions (\(model.config.nPositions))")
+        }
+
+        var tokenizer: GPT2Tokenizer?
+        let template = arguments.template.replacingOccurrences(of: "{bos}", with: arguments.bosToken)
+            .replacingOccurrences(of: "{eos}", with: arguments.eosToken)
+        func readDataset(_ path: String) throws -> Dataset {
+            switch try DataFile.read(path: path, textColumn: arguments.textColumn, textField: arguments.textField) {
+            case let .tokenized(examples):
+                return Dataset.truncating(examples, blockSize: blockSize)
+            case let .texts(texts):
+                let loaded = try tokenizer ?? loadTokenizer(arguments, model: model, log: log)
+                tokenizer = loaded
+                return Dataset.encode(texts, template: template, blockSize: blockSize, encode: loaded.encode)
+            }
+        }
+        var dataset = try readDataset(dataFile)
+        var validation = try arguments.validationFile.flatMap { $0 == dataFile ? nil : try readDataset($0) }
+        let vocabularySize = model.config.vocabSize
+        for example in dataset.examples + (validation?.examples ?? []) {
+            if let bad = example.inputIDs.first(where: { $0 < 0 || Int($0) >= vocabularySize }) {
+                throw DataError(path: dataFile, problem: "token id \(bad) is outside the model's vocabulary (size \(vocabularySize))")
+            }
+        }
+        if dataset.truncatedCount > 0 { log("\(dataset.truncatedCount) of \(dataset.count) examples were cut to --block-size \(blockSize)") }
+        if validationRequired {
+            validation = validation ?? dataset
+        } else if validation == nil && arguments.validationSplit > 0 {
+            guard dataset.count >= 2 else { throw DataError(path: dataFile, problem: "has one example, too few to hold out a validation split") }
+            (dataset, validation) = dataset.split(validationFraction: arguments.validationSplit, seed: arguments.seed)
+        }
+        if arguments.packing {
+            dataset = dataset.packed(blockSize: blockSize)
+            guard dataset.count > 0 else { throw DataError(path: dataFile, problem: "has fewer tokens than one --block-size block") }
+        }
+        guard let padID = model.config.padTokenID ?? model.config.eosTokenID else {
+            throw TrainingError.invalidSetting("the model config has neither pad_token_id nor eos_token_id to pad with")
+        }
+        let fingerprint = tokenizer.map { t in "\(t.count):" + t.addedTokens.map { "\($0.id)=\($0.token.content)" }.joined(separator: ",") } ?? "pretokenized"
+        return PreparedRun(model: model, tokenizer: tokenizer, train: dataset, validation: validation,
+                           collator: Collator(padTokenID: Int32(padID)), tokenizerFingerprint: fingerprint)
+    }
+
+    /// The tokenizer with the recipe's special tokens added; the model's embeddings grow to match
+    /// and its config takes the tokenizer's bos, eos and pad ids, as `Trainer` aligns them.
+    static func loadTokenizer(_ arguments: TrainingArguments, model: GPT2Model, log: (String) -> Void) throws -> GPT2Tokenizer {
+        guard let directory = arguments.tokenizer ?? arguments.modelNameOrPath else {
+            throw TrainingError.invalidSetting("text data needs a tokenizer: give --tokenizer DIR (vocab.json and merges.txt)")
+        }
+        let tokenizer = try GPT2Tokenizer.load(directory: URL(fileURLWithPath: directory))
+        let added = tokenizer.addTokens([arguments.bosToken, arguments.eosToken, arguments.padToken], special: true)
+        tokenizer.bosToken = arguments.bosToken
+        tokenizer.eosToken = arguments.eosToken
+        tokenizer.padToken = arguments.padToken
+        if tokenizer.count > model.config.vocabSize {
+            log("resized the token embeddings from \(model.config.vocabSize) to \(tokenizer.count) for the added tokens")
+            model.resizeTokenEmbeddings(to: tokenizer.count)
+        }
+        var config = model.config
+        (config.bosTokenID, config.eosTokenID, config.padTokenID) = (added[0], added[1], added[2])
+        model.replaceParameters(config: config, parameters: model.parameters)
+        return tokenizer
+    }
+}

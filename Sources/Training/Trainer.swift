@@ -1,0 +1,220 @@
+import Data
+import Distributed
+import Foundation
+import GPT2
+import SafeTensors
+
+/// Where a run's messages go: whole log lines, and a progress line that a terminal redraws.
+public struct TrainerOutput {
+    public var log: (String) -> Void
+    public var progress: (String) -> Void
+    public init(log: @escaping (String) -> Void, progress: @escaping (String) -> Void) {
+        self.log = log
+        self.progress = progress
+    }
+}
+
+/// Validation loss over every predicted token of a data set, summed over all ranks.
+public func evaluate(model: GPT2Model, dataset: Dataset, batchSize: Int, collator: Collator, communicator: Communicator) throws -> LossSum {
+    var local = LossSum()
+    for batch in dataset.evaluationBatches(batchSize: batchSize, rank: communicator.rank, worldSize: communicator.size, collator: collator) {
+        let loss = try model.forward(batch)
+        local.sum += loss.sum
+        local.count += loss.count
+    }
+    let total = try communicator.sum([local.sum, Double(local.count)])
+    return LossSum(sum: total[0], count: Int(total[1]))
+}
+
+/// The training loop of `Trainer.train()`: data-parallel over the communicator's ranks, with only
+/// rank 0 writing files.
+public final class Trainer {
+    public let arguments: TrainingArguments
+    public let model: GPT2Model
+    public let optimizer: AdamW
+    public let loader: DataLoader
+    public let validation: Dataset?
+    public let communicator: Communicator
+    public let schedule: LearningRateSchedule
+    public private(set) var state: TrainerState
+    private let output: TrainerOutput
+    private let extraFiles: (String) throws -> Void
+    private let metrics: MetricsLog
+
+    /// `extraFiles` writes what a checkpoint holds besides the model and optimiser (the tokenizer).
+    public init(arguments: TrainingArguments, model: GPT2Model, train: Dataset, validation: Dataset?, collator: Collator,
+                communicator: Communicator, tokenizerFingerprint: String, output: TrainerOutput,
+                extraFiles: @escaping (String) throws -> Void) throws {
+        var arguments = arguments
+        arguments.worldSize = communicator.size
+        loader = DataLoader(dataset: train, perDeviceBatchSize: arguments.perDeviceTrainBatchSize,
+                            gradientAccumulationSteps: arguments.gradientAccumulationSteps, worldSize: communicator.size,
+                            seed: arguments.seed, collator: collator)
+        arguments.totalSteps = arguments.totalSteps(stepsPerEpoch: loader.stepsPerEpoch)
+        guard let warmup = LearningRateSchedule.warmupSteps(arguments.warmupSteps, totalSteps: arguments.totalSteps) else {
+            throw TrainingError.invalidSetting("--warmup-steps expects a whole number of steps or a ratio below 1, got '\(arguments.warmupSteps)'")
+        }
+        arguments.resolvedWarmupSteps = warmup
+        self.arguments = arguments
+        self.model = model
+        self.validation = validation
+        self.communicator = communicator
+        self.output = output
+        self.extraFiles = extraFiles
+        metrics = MetricsLog(directory: arguments.outputDir)
+        schedule = LearningRateSchedule(kind: arguments.lrSchedulerType, peak: arguments.learningRate, warmupSteps: warmup,
+                                        totalSteps: arguments.totalSteps)
+        optimizer = AdamW(layout: model.layout, settings: .init(beta1: arguments.adamBeta1, beta2: arguments.adamBeta2,
+                                                                epsilon: arguments.adamEpsilon, weightDecay: arguments.weightDecay))
+        state = TrainerState()
+        state.totalSteps = arguments.totalSteps
+        state.globalBatchSize = loader.globalBatchSize
+        state.worldSize = communicator.size
+        state.seed = arguments.seed
+        state.tokenizerFingerprint = tokenizerFingerprint
+    }
+
+    /// Continues from a checkpoint: weights, moments, step, log windows. The data order follows
+    /// from the seed and the global batch size, so with the same global batch nothing changes.
+    public func resume(from path: String) throws {
+        let (saved, savedArguments) = try Checkpoint.readState(path)
+        guard saved.tokenizerFingerprint == state.tokenizerFingerprint else {
+            throw TrainingError.cannotResume(path: path, problem: "its tokenizer differs from this run's")
+        }
+        try Checkpoint.restore(from: path, model: model, optimizer: optimizer)
+        var changes: [String] = []
+        if saved.worldSize != communicator.size { changes.append("ranks \(saved.worldSize) -> \(communicator.size)") }
+        if saved.globalBatchSize != loader.globalBatchSize {
+            changes.append("global batch \(saved.globalBatchSize) -> \(loader.globalBatchSize) (the data order changes from here)")
+        }
+        if saved.totalSteps != arguments.totalSteps { changes.append("total steps \(saved.totalSteps) -> \(arguments.totalSteps)") }
+        if savedArguments.learningRate != arguments.learningRate { changes.append("learning rate \(savedArguments.learningRate) -> \(arguments.learningRate)") }
+        let fingerprint = state.tokenizerFingerprint
+        state = saved
+        state.tokenizerFingerprint = fingerprint
+        state.totalSteps = arguments.totalSteps
+        state.globalBatchSize = loader.globalBatchSize
+        state.worldSize = communicator.size
+        output.log("resumed from \(path) at step \(state.globalStep)" + (changes.isEmpty ? "" : "; changed: " + changes.joined(separator: ", ")))
+    }
+
+    /// Trains to the last step, evaluating, logging and saving on the way; returns the mean loss.
+    @discardableResult
+    public func train() throws -> Double {
+        let startStep = state.globalStep
+        let start = Date()
+        var tokensSinceLog = 0.0
+        var trainingSecondsSinceLog = 0.0
+        logStart()
+        while state.globalStep < arguments.totalSteps {
+            let step = state.globalStep
+            let stepStart = Date()
+            let learningRate = schedule.learningRate(at: step)
+            let microBatches = loader.microBatches(step: step, rank: communicator.rank)
+            let localTargets = microBatches.reduce(0) { $0 + ($1?.targetCount ?? 0) }
+            let localTokens = microBatches.reduce(0) { $0 + ($1.map { $0.attentionMask?.reduce(0) { $0 + Int($1) } ?? $0.inputIDs.count } ?? 0) }
+            let counts = try communicator.sum([Double(localTargets), Double(localTokens)])
+            guard counts[0] > 0 else { throw TrainingError.noTargets(step: step) }
+
+            model.zeroGradients()
+            var localLoss = 0.0
+            for batch in microBatches.compactMap({ $0 }) {
+                localLoss += try model.forward(batch).sum
+                model.backward(lossScale: Float(1 / counts[0]))
+            }
+            try communicator.allReduceSum(model.gradients.buffer)
+            let loss = try communicator.sum([localLoss])[0] / counts[0]
+            let gradientNorm = clipGradientNorm(model.gradients, maxNorm: arguments.maxGradNorm)
+            optimizer.update(parameters: model.parameters, gradients: model.gradients, learningRate: learningRate)
+
+            state.globalStep += 1
+            state.epoch = Double(state.globalStep) / Double(loader.stepsPerEpoch)
+            state.windowLossSum += loss
+            state.windowSteps += 1
+            state.trainLossSum += loss
+            tokensSinceLog += counts[1]
+            trainingSecondsSinceLog += Date().timeIntervalSince(stepStart)
+            let elapsed = Date().timeIntervalSince(start)
+            let remaining = elapsed / Double(state.globalStep - startStep) * Double(arguments.totalSteps - state.globalStep)
+            output.progress(String(format: "step %d/%d epoch %.2f loss %.4f lr %.3e grad_norm %.3f eta %@", state.globalStep,
+                                   arguments.totalSteps, state.epoch, loss, learningRate, gradientNorm, duration(remaining)))
+            if state.globalStep % arguments.loggingSteps == 0 || state.globalStep == arguments.totalSteps {
+                let tokensPerSecond = tokensSinceLog / max(trainingSecondsSinceLog, 1e-9)
+                try record(["step": .number(Double(state.globalStep)), "epoch": .number(state.epoch),
+                            "loss": .float(state.windowLossSum / Double(state.windowSteps)), "learning_rate": .number(learningRate),
+                            "grad_norm": .float(gradientNorm), "tokens_per_second": .number(tokensPerSecond.rounded())])
+                state.windowLossSum = 0
+                state.windowSteps = 0
+                tokensSinceLog = 0
+                trainingSecondsSinceLog = 0
+            }
+            let epochEnded = state.globalStep % loader.stepsPerEpoch == 0
+            let evaluateNow = switch arguments.evalStrategy {
+            case .no: false
+            case .steps: state.globalStep % (arguments.evalSteps ?? arguments.loggingSteps) == 0
+            case .epoch: epochEnded
+            }
+            if evaluateNow && state.globalStep < arguments.totalSteps { try runEvaluation() }
+            if state.globalStep % arguments.saveSteps == 0 && state.globalStep < arguments.totalSteps { try saveCheckpoint() }
+        }
+        if arguments.evalStrategy != .no && validation != nil { try runEvaluation() }
+        try saveCheckpoint()
+        let trainLoss = state.trainLossSum / Double(max(state.globalStep, 1))
+        try record(["step": .number(Double(state.globalStep)), "epoch": .number(state.epoch), "train_loss": .float(trainLoss),
+                    "train_runtime": .number((Date().timeIntervalSince(start) * 1000).rounded() / 1000)])
+        if communicator.isMain { try model.save(directory: arguments.outputDir); try extraFiles(arguments.outputDir) }
+        try communicator.barrier()
+        output.log("saved the final model to \(arguments.outputDir)")
+        return trainLoss
+    }
+
+    private func logStart() {
+        let examples = loader.dataset.count
+        output.log("training \(examples) examples (\(loader.dataset.tokenCount) tokens) for \(arguments.totalSteps) steps: "
+            + "\(loader.stepsPerEpoch) steps per epoch, global batch \(loader.globalBatchSize) = \(communicator.size) rank(s) x "
+            + "\(arguments.perDeviceTrainBatchSize) x \(arguments.gradientAccumulationSteps) accumulation, warmup \(arguments.resolvedWarmupSteps)")
+    }
+
+    public func runEvaluation() throws {
+        guard let validation else { return }
+        let loss = try evaluate(model: model, dataset: validation, batchSize: arguments.perDeviceEvalBatchSize,
+                                collator: loader.collator, communicator: communicator)
+        try record(["step": .number(Double(state.globalStep)), "epoch": .number(state.epoch), "eval_loss": .float(loss.mean),
+                    "eval_perplexity": .float(exp(loss.mean)), "eval_tokens": .number(Double(loss.count))])
+        if state.bestEvalLoss.map({ loss.mean < $0 }) ?? true {
+            state.bestEvalLoss = loss.mean
+            state.bestCheckpoint = Checkpoint.directory(in: arguments.outputDir, step: state.globalStep)
+        }
+    }
+
+    /// Rank 0 logs and appends to metrics.jsonl (and redraws loss.svg after an evaluation).
+    private func record(_ record: MetricsRecord) throws {
+        state.logHistory.append(record)
+        guard communicator.isMain else { return }
+        try metrics.append(record)
+        let text = record.sorted { $0.key < $1.key }.map { key, value in
+            guard let number = value.doubleValue else { return "\(key)=\(value)" }
+            return "\(key)=\(number == number.rounded() && abs(number) < 1e15 ? String(Int(number)) : String(Float(number).description))"
+        }
+        output.log(text.joined(separator: " "))
+        if record["eval_loss"] != nil {
+            try AtomicFile.write(Data(LossChart.svg(state.logHistory).utf8), to: URL(fileURLWithPath: arguments.outputDir).appendingPathComponent("loss.svg").path)
+        }
+    }
+
+    private func saveCheckpoint() throws {
+        if communicator.isMain {
+            let path = Checkpoint.directory(in: arguments.outputDir, step: state.globalStep)
+            try Checkpoint.write(to: path, model: model, optimizer: optimizer, state: state, arguments: arguments, extraFiles: extraFiles)
+            if let limit = arguments.saveTotalLimit { try Checkpoint.prune(in: arguments.outputDir, keep: limit, best: state.bestCheckpoint) }
+            output.log("saved \(path)")
+        }
+        try communicator.barrier()
+    }
+
+    private func duration(_ seconds: Double) -> String {
+        guard seconds.isFinite else { return "?" }
+        let total = Int(seconds.rounded())
+        return total >= 3600 ? String(format: "%d:%02d:%02d", total / 3600, total / 60 % 60, total % 60) : String(format: "%d:%02d", total / 60, total % 60)
+    }
+}

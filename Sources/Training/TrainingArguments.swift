@@ -1,0 +1,80 @@
+/// Every resolved setting of a run, named as `TrainingArguments` names them; saved with each
+/// checkpoint as `training_args.json`.
+public struct TrainingArguments: Codable, Sendable, Equatable {
+    public enum EvaluationStrategy: String, Codable, Sendable, CaseIterable { case no, steps, epoch }
+
+    // Where and what.
+    public var outputDir: String
+    public var modelNameOrPath: String?
+    public var modelConfig: String?
+    public var tokenizer: String?
+    public var trainFile: String
+    public var validationFile: String?
+    public var validationSplit = 0.2
+    public var textColumn = "text"
+    public var textField = "text"
+    public var template = "{bos} {text} {eos}"
+    public var bosToken = "<|endoftext|>"
+    public var eosToken = "<|EOS|>"
+    public var padToken = "<|pad|>"
+    /// nil: the model's n_positions.
+    public var blockSize: Int?
+    public var packing = false
+
+    // Optimisation.
+    public var perDeviceTrainBatchSize = 8
+    public var perDeviceEvalBatchSize = 8
+    public var gradientAccumulationSteps = 1
+    public var numTrainEpochs = 3.0
+    public var maxSteps = -1
+    public var learningRate = 5e-5
+    public var weightDecay = 0.0
+    public var adamBeta1 = 0.9
+    public var adamBeta2 = 0.999
+    public var adamEpsilon = 1e-8
+    public var maxGradNorm = 1.0
+    public var lrSchedulerType = LearningRateSchedule.Kind.linear
+    /// As given: whole steps, or a ratio below 1 of the total.
+    public var warmupSteps = "0"
+    public var seed: UInt64 = 42
+
+    // Logging, evaluation, checkpoints.
+    public var loggingSteps = 10
+    public var evalStrategy = EvaluationStrategy.steps
+    public var evalSteps: Int?
+    public var saveSteps = 500
+    public var saveTotalLimit: Int?
+    public var resumeFromCheckpoint: String?
+    public var overwriteOutputDir = false
+
+    // Filled in when the run starts.
+    public var worldSize = 1
+    public var totalSteps = 0
+    public var resolvedWarmupSteps = 0
+
+    public init(outputDir: String, trainFile: String) {
+        self.outputDir = outputDir
+        self.trainFile = trainFile
+    }
+
+    enum CodingKeys: String, CodingKey {
+        case outputDir = "output_dir", modelNameOrPath = "model_name_or_path", modelConfig = "model_config", tokenizer
+        case trainFile = "train_file", validationFile = "validation_file", validationSplit = "validation_split"
+        case textColumn = "text_column", textField = "text_field", template, bosToken = "bos_token", eosToken = "eos_token"
+        case padToken = "pad_token", blockSize = "block_size", packing
+        case perDeviceTrainBatchSize = "per_device_train_batch_size", perDeviceEvalBatchSize = "per_device_eval_batch_size"
+        case gradientAccumulationSteps = "gradient_accumulation_steps", numTrainEpochs = "num_train_epochs", maxSteps = "max_steps"
+        case learningRate = "learning_rate", weightDecay = "weight_decay", adamBeta1 = "adam_beta1", adamBeta2 = "adam_beta2"
+        case adamEpsilon = "adam_epsilon", maxGradNorm = "max_grad_norm", lrSchedulerType = "lr_scheduler_type"
+        case warmupSteps = "warmup_steps", seed, loggingSteps = "logging_steps", evalStrategy = "eval_strategy"
+        case evalSteps = "eval_steps", saveSteps = "save_steps", saveTotalLimit = "save_total_limit"
+        case resumeFromCheckpoint = "resume_from_checkpoint", overwriteOutputDir = "overwrite_output_dir"
+        case worldSize = "world_size", totalSteps = "total_steps", resolvedWarmupSteps = "resolved_warmup_steps"
+    }
+
+    /// Optimisation steps for a data set with `stepsPerEpoch`: `max_steps` when positive, else
+    /// the epochs (fractions allowed, rounded up as `Trainer` does).
+    public func totalSteps(stepsPerEpoch: Int) -> Int {
+        maxSteps > 0 ? maxSteps : max(1, Int((numTrainEpochs * Double(stepsPerEpoch)).rounded(.up)))
+    }
+}
