@@ -62,9 +62,10 @@ public enum DataFile {
         return contents
     }
 
+    /// Lines split at LF, with a CR before it dropped. (Swift's Characters would keep "\r\n" whole.)
     static func lines(of text: String) -> [String] {
-        text.split(separator: "\n", omittingEmptySubsequences: false).map { line in
-            line.hasSuffix("\r") ? String(line.dropLast()) : String(line)
+        text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map { line in
+            String(line.last == "\r" ? line.dropLast() : line)
         }
     }
 

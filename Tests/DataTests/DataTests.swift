@@ -1,0 +1,104 @@
+import Data
+import Foundation
+import GPT2
+import Testing
+import TestSupport
+
+func writeData(_ content: String, _ name: String) throws -> String {
+    let path = try TestPaths.temporaryDirectory("data").appendingPathComponent(name).path
+    try content.write(toFile: path, atomically: true, encoding: .utf8)
+    return path
+}
+
+@Test func textFilesGiveOneExamplePerNonBlankLine() throws {
+    let path = try writeData("first idea\r\n\n   \nsecond idea\nthird\n", "ideas.txt")
+    #expect(try DataFile.read(path: path) == .texts(["first idea", "second idea", "third"]))
+}
+
+@Test func csvFollowsRFC4180Quoting() throws {
+    let csv = "id,one_liner,tags\r\n1,\"Rockets, but \"\"cheaper\"\"\",a;b\n2,\"Two\nlines\",c\n3,,d\n"
+    #expect(try DataFile.read(path: try writeData(csv, "t.csv"), textColumn: "one_liner") == .texts(["Rockets, but \"cheaper\"", "Two\nlines"]))
+    let ragged = try writeData("a,b\n1,2\n3\n", "r.csv")
+    #expect(throws: DataError(path: ragged, line: 3, problem: "has 1 fields, the header has 2")) { try DataFile.read(path: ragged, textColumn: "a") }
+    let open = try writeData("a\n\"never closed\n", "o.csv")
+    #expect(throws: DataError(path: open, line: 2, problem: "quoted field is not closed")) { try DataFile.read(path: open, textColumn: "a") }
+}
+
+@Test func jsonLinesHoldTextsOrTokens() throws {
+    let texts = try writeData("{\"text\": \"one\\ntwo\"}\n{\"text\": \"three\", \"other\": 1}\n", "t.jsonl")
+    #expect(try DataFile.read(path: texts) == .texts(["one\ntwo", "three"]))
+    let custom = try writeData("{\"body\": \"x\"}\n", "c.jsonl")
+    #expect(throws: DataError(path: custom, line: 1, problem: "has no string field 'text' (set --text-field)")) { try DataFile.read(path: custom) }
+    #expect(try DataFile.read(path: custom, textField: "body") == .texts(["x"]))
+    let tokens = try writeData("{\"input_ids\": [1, 2, 3]}\n{\"input_ids\": [4], \"labels\": [-100]}\n", "ids.jsonl")
+    #expect(try DataFile.read(path: tokens) == .tokenized([TokenizedExample(inputIDs: [1, 2, 3]), TokenizedExample(inputIDs: [4], labels: [-100])]))
+    let badLabels = try writeData("{\"input_ids\": [1, 2], \"labels\": [1]}\n", "bad.jsonl")
+    #expect(throws: DataError.self) { try DataFile.read(path: badLabels) }
+}
+
+@Test func unknownFormatsAndEmptyFilesAreRefused() throws {
+    let parquet = try writeData("x", "data.parquet")
+    #expect(throws: DataError(path: parquet, problem: "unknown data format (use .txt, .csv or .jsonl)")) { try DataFile.read(path: parquet) }
+    let empty = try writeData("", "empty.jsonl")
+    #expect(throws: DataError(path: empty, problem: "holds no examples")) { try DataFile.read(path: empty) }
+}
+
+@Test func encodingWrapsTruncatesAndCounts() {
+    let dataset = Dataset.encode(["ab", "abcdef"], template: "<{text}>", blockSize: 5) { text in text.unicodeScalars.map { Int($0.value) } }
+    #expect(dataset.examples.map(\.inputIDs) == [[60, 97, 98, 62], [60, 97, 98, 99, 100]])
+    #expect(dataset.truncatedCount == 1 && dataset.tokenCount == 9)
+}
+
+@Test func packingMakesFullBlocksAndDropsTheTail() {
+    let dataset = Dataset(examples: [TokenizedExample(inputIDs: [1, 2, 3]), TokenizedExample(inputIDs: [4, 5, 6, 7]), TokenizedExample(inputIDs: [8])])
+    #expect(dataset.packed(blockSize: 3).examples.map(\.inputIDs) == [[1, 2, 3], [4, 5, 6]])
+}
+
+@Test func collatorPadsOnTheRightWithIgnoredLabels() throws {
+    let batch = try #require(Collator(padTokenID: 9).batch([TokenizedExample(inputIDs: [1, 2, 3]), TokenizedExample(inputIDs: [4], labels: [-100])]))
+    #expect(batch.batchSize == 2 && batch.sequenceLength == 3)
+    #expect(batch.inputIDs == [1, 2, 3, 4, 9, 9])
+    #expect(batch.labels == [1, 2, 3, -100, -100, -100])
+    #expect(batch.attentionMask == [1, 1, 1, 1, 0, 0])
+    #expect(Collator(padTokenID: 0).batch([TokenizedExample(inputIDs: [5, 6])])?.attentionMask == nil)
+    #expect(Collator(padTokenID: 0).batch([]) == nil)
+}
+
+@Test func shardsCoverTheGlobalBatchExactlyOnce() {
+    let global = Array(100..<123)  // 23 items: a short final step of a global batch of 24
+    var seen: [Int] = []
+    for rank in 0..<3 {
+        let micro = DataLoader.shard(global, rank: rank, worldSize: 3, perDeviceBatchSize: 4, gradientAccumulationSteps: 2)
+        #expect(micro.count == 2, "every rank runs every micro-batch")
+        seen += micro.flatMap { $0 }
+    }
+    #expect(seen.sorted() == global)
+    #expect(DataLoader.shard(global, rank: 2, worldSize: 3, perDeviceBatchSize: 4, gradientAccumulationSteps: 2)[1] == [120, 121, 122])
+}
+
+@Test func epochOrderIsSeededAndIndependentOfTheRankCount() {
+    let dataset = Dataset(examples: (0..<50).map { TokenizedExample(inputIDs: [Int32($0), 1]) })
+    func loader(world: Int, batch: Int, seed: UInt64 = 7) -> DataLoader {
+        DataLoader(dataset: dataset, perDeviceBatchSize: batch, gradientAccumulationSteps: 1, worldSize: world, seed: seed, collator: Collator(padTokenID: 0))
+    }
+    let one = loader(world: 1, batch: 8), two = loader(world: 2, batch: 4)
+    #expect(one.order(epoch: 0) == loader(world: 1, batch: 8).order(epoch: 0))
+    #expect(one.order(epoch: 0) != one.order(epoch: 1))
+    #expect(one.order(epoch: 0) != loader(world: 1, batch: 8, seed: 8).order(epoch: 0))
+    #expect(one.order(epoch: 0).sorted() == Array(0..<50))
+    #expect(one.stepsPerEpoch == 7)
+    for step in [0, 6, 7, 13] {
+        let whole = one.microBatches(step: step, rank: 0).compactMap { $0 }.flatMap { batch in stride(from: 0, to: batch.inputIDs.count, by: batch.sequenceLength).map { batch.inputIDs[$0] } }
+        let split = (0..<2).flatMap { rank in two.microBatches(step: step, rank: rank).compactMap { $0 }.flatMap { batch in stride(from: 0, to: batch.inputIDs.count, by: batch.sequenceLength).map { batch.inputIDs[$0] } } }
+        #expect(whole.sorted() == split.sorted(), "step \(step): the same examples whatever the rank count")
+    }
+}
+
+@Test func validationSplitIsSeededAndDisjoint() {
+    let dataset = Dataset(examples: (0..<100).map { TokenizedExample(inputIDs: [Int32($0)]) })
+    let (train, validation) = dataset.split(validationFraction: 0.2, seed: 1)
+    #expect(train.count == 80 && validation.count == 20)
+    #expect(Set(train.examples.map(\.inputIDs[0])).isDisjoint(with: validation.examples.map(\.inputIDs[0])))
+    #expect(dataset.split(validationFraction: 0.2, seed: 1).validation == validation)
+    #expect(dataset.split(validationFraction: 0.2, seed: 2).validation != validation)
+}
