@@ -15,12 +15,14 @@ enum EvaluateCommand: Command {
         let file = try arguments.required("--validation-file")
         var settings = try TrainCommand.commonArguments(arguments, outputDir: "", dataFile: file)
         settings.validationFile = file
-        let communicator: Communicator = SingleProcessCommunicator()
-        let run = try PreparedRun.prepare(settings, dataFile: file, validationRequired: true, log: { console.warn($0) })
-        let loss = try evaluate(model: run.model, dataset: run.validation ?? run.train, batchSize: settings.perDeviceEvalBatchSize,
-                                collator: run.collator, communicator: communicator)
-        console.print("eval_loss: \(Float(loss.mean))")
-        console.print("eval_perplexity: \(Float(exp(loss.mean)))")
-        console.print("eval_tokens: \(loss.count)")
+        try TrainCommand.runOnEveryRank(command: spec.name, console: console) { communicator in
+            let run = try PreparedRun.prepare(settings, dataFile: file, validationRequired: true, log: { if communicator.isMain { console.warn($0) } })
+            let loss = try evaluate(model: run.model, dataset: run.validation ?? run.train, batchSize: settings.perDeviceEvalBatchSize,
+                                    collator: run.collator, communicator: communicator)
+            guard communicator.isMain else { return }
+            console.print("eval_loss: \(Float(loss.mean))")
+            console.print("eval_perplexity: \(Float(exp(loss.mean)))")
+            console.print("eval_tokens: \(loss.count)")
+        }
     }
 }

@@ -52,6 +52,9 @@ enum TrainCommand: Command {
             .option("--save-steps", "N", "write a checkpoint every N steps (and at the end)", default: "500"),
             .option("--save-total-limit", "N", "keep only the newest N checkpoints (and the best)"),
             .option("--resume-from-checkpoint", "latest|DIR", "continue a run exactly from a checkpoint"),
+            .option("--replica-check-steps", "N", "under MPI, compare the ranks' parameter checksums every N steps (0: at start and end only)", default: "100"),
+            .option("--allreduce-bucket-mb", "MB", "size of the gradient buckets reduced while backward runs", default: "25"),
+            .toggle("--no-overlap", "reduce all gradients after backward instead of bucket by bucket during it"),
         ])
 
     static func positiveInt(_ arguments: ParsedArguments, _ name: String) throws -> Int {
@@ -121,19 +124,43 @@ enum TrainCommand: Command {
         settings.saveSteps = try positiveInt(arguments, "--save-steps")
         settings.saveTotalLimit = try arguments.string("--save-total-limit").map { _ in try positiveInt(arguments, "--save-total-limit") }
         settings.resumeFromCheckpoint = arguments.string("--resume-from-checkpoint")
+        settings.replicaCheckSteps = try arguments.int("--replica-check-steps")!
+        settings.allreduceBucketMB = try arguments.double("--allreduce-bucket-mb")!
+        guard settings.allreduceBucketMB > 0 else { throw CLIError.usage(command: spec.name, message: "--allreduce-bucket-mb must be positive") }
+        settings.overlapAllreduce = !arguments.isSet("--no-overlap")
 
-        let communicator: Communicator = SingleProcessCommunicator()
-        let resumePath = try OutputDirectory.prepare(settings, isMain: communicator.isMain, console: console)
-        let output = TrainerOutput(log: { console.warn($0) }, progress: progressPrinter(console))
-        let run = try PreparedRun.prepare(settings, dataFile: settings.trainFile, log: output.log)
-        let trainer = try Trainer(arguments: settings, model: run.model, train: run.train, validation: run.validation,
-                                  collator: run.collator, communicator: communicator, tokenizerFingerprint: run.tokenizerFingerprint,
-                                  output: output, extraFiles: { directory in try run.tokenizer?.save(to: URL(fileURLWithPath: directory)) })
-        if let resumePath { try trainer.resume(from: resumePath) }
-        let trainLoss = try trainer.train()
-        console.print("train_loss: \(Float(trainLoss))")
-        if let best = trainer.state.bestEvalLoss { console.print("best_eval_loss: \(Float(best))") }
-        console.print("model: \(outputDir)")
+        try runOnEveryRank(command: spec.name, console: console) { communicator in
+            // Only rank 0 speaks; the others' errors still reach standard error.
+            let quiet = !communicator.isMain
+            let resumePath = try OutputDirectory.prepare(settings, isMain: communicator.isMain, console: console)
+            try communicator.barrier()
+            let output = TrainerOutput(log: { if !quiet { console.warn($0) } }, progress: quiet ? { _ in } : progressPrinter(console))
+            let run = try PreparedRun.prepare(settings, dataFile: settings.trainFile, log: output.log)
+            let trainer = try Trainer(arguments: settings, model: run.model, train: run.train, validation: run.validation,
+                                      collator: run.collator, communicator: communicator, tokenizerFingerprint: run.tokenizerFingerprint,
+                                      output: output, extraFiles: { directory in try run.tokenizer?.save(to: URL(fileURLWithPath: directory)) })
+            if let resumePath, communicator.isMain { try trainer.resume(from: resumePath) }
+            try trainer.synchronizeReplicas()
+            let trainLoss = try trainer.train()
+            guard communicator.isMain else { return }
+            console.print("train_loss: \(Float(trainLoss))")
+            if let best = trainer.state.bestEvalLoss { console.print("best_eval_loss: \(Float(best))") }
+            console.print("model: \(outputDir)")
+        }
+    }
+
+    /// Runs `body` in this process's world: the MPI world under mpirun, else a world of one. A
+    /// failure on any rank of several ends the whole job at once, naming the rank, so that no
+    /// other rank waits forever in a collective.
+    static func runOnEveryRank(command: String, console: Console, _ body: (Communicator) throws -> Void) throws {
+        let communicator = try World.join()
+        do {
+            try body(communicator)
+            try communicator.finish()
+        } catch where communicator.size > 1 {
+            console.warn("gpt2-ddp \(command): error: rank \(communicator.rank) of \(communicator.size): \(error)")
+            communicator.abort(code: GPT2DDP.failureExitCode)
+        }
     }
 
     /// On a terminal the progress line is redrawn in place; elsewhere it is left out, since the

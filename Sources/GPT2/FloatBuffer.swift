@@ -37,6 +37,18 @@ public final class FloatBuffer: @unchecked Sendable {  // callers coordinate acc
         pointer.update(from: other.pointer, count: count)
     }
 
+    /// A 64-bit hash of the exact bits, to tell whether two buffers are identical.
+    public func checksum() -> UInt64 {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325 ^ UInt64(count)
+        let raw = UnsafeRawPointer(pointer)
+        for word in 0..<(count / 2) {
+            hash = (hash ^ raw.load(fromByteOffset: word * 8, as: UInt64.self)) &* 0x0000_0100_0000_01B3
+            hash ^= hash >> 29
+        }
+        if count % 2 == 1 { hash = (hash ^ UInt64(pointer[count - 1].bitPattern)) &* 0x0000_0100_0000_01B3 }
+        return hash
+    }
+
     public subscript(index: Int) -> Float {
         get { pointer[index] }
         set { pointer[index] = newValue }

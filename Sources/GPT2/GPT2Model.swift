@@ -105,7 +105,10 @@ public final class GPT2Model {
 
     /// Adds ∂(lossScale · Σ cross-entropy)/∂parameters of the last forward pass into `gradients`.
     /// With lossScale = 1 / (number of counted tokens) this is the gradient of the mean loss.
-    public func backward(lossScale: Float) {
+    /// `gradientsReady` hears of each of `layout.gradientReadyRanges`, in order, as soon as no
+    /// later part of the pass adds to it, so a data-parallel caller can start reducing it while
+    /// the rest is computed.
+    public func backward(lossScale: Float, gradientsReady: ((Range<Int>) -> Void)? = nil) {
         guard let a = activations, let batch = lastBatch else { preconditionFailure("backward() needs a forward() first") }
         let (B, T) = (a.batchSize, a.sequenceLength)
         let (C, L, NH, V, I) = (config.nEmbd, config.nLayer, config.nHead, config.vocabSize, config.innerSize)
@@ -125,6 +128,8 @@ public final class GPT2Model {
         Kernels.layerNormBackward(dinp: dResidual, dweight: g + layout.finalNormWeight, dbias: g + layout.finalNormBias, dout: a.dNorm.pointer,
                                   inp: a.residual3.pointer + (L - 1) * rows * C, weight: p + layout.finalNormWeight,
                                   mean: a.lnfMean.pointer, rstd: a.lnfRstd.pointer, rows: rows, channels: C)
+        let readyRanges = layout.gradientReadyRanges
+        gradientsReady?(readyRanges[0])
 
         // dResidual carries ∂L/∂(the residual stream) down through the blocks.
         for l in stride(from: L - 1, through: 0, by: -1) {
@@ -157,11 +162,13 @@ public final class GPT2Model {
             Kernels.layerNormBackward(dinp: dResidual, dweight: g + w.ln1Weight, dbias: g + w.ln1Bias, dout: a.dNorm.pointer, inp: input,
                                       weight: p + w.ln1Weight, mean: a.ln1Mean.pointer + l * rows, rstd: a.ln1Rstd.pointer + l * rows,
                                       rows: rows, channels: C)
+            gradientsReady?(readyRanges[L - l])
         }
         batch.inputs.withUnsafeBufferPointer { tokens in
             Kernels.embeddingBackward(dwte: g + layout.tokenEmbedding, dwpe: g + layout.positionEmbedding, dout: dResidual,
                                       tokens: tokens.baseAddress!, batch: B, time: T, channels: C)
         }
+        gradientsReady?(readyRanges[L + 1])
     }
 
     /// Replaces the parameters (and the config that describes them), dropping planned activations.

@@ -57,6 +57,18 @@ public struct ParameterLayout: Sendable {
         self.indexByName = Dictionary(uniqueKeysWithValues: tensors.enumerated().map { ($1.name, $0) })
     }
 
+    /// The ranges of the buffer in the order backward finishes their gradients: the final
+    /// LayerNorm, the blocks from last to first, then the embeddings. Each adjoins the one before
+    /// from below and together they cover the buffer.
+    public var gradientReadyRanges: [Range<Int>] {
+        var ranges = [finalNormWeight..<totalCount]
+        for (index, block) in blocks.enumerated().reversed() {
+            ranges.append(block.ln1Weight..<(index + 1 < blocks.count ? blocks[index + 1].ln1Weight : finalNormWeight))
+        }
+        ranges.append(0..<(blocks.first?.ln1Weight ?? finalNormWeight))
+        return ranges
+    }
+
     /// Looks a tensor up by its Hugging Face name, with or without the `transformer.` prefix.
     public func tensor(named name: String) -> ParameterTensor? {
         if let index = indexByName[name] ?? indexByName[Self.prefix + name] { return tensors[index] }

@@ -40,6 +40,7 @@ public final class Trainer {
     private let output: TrainerOutput
     private let extraFiles: (String) throws -> Void
     private let metrics: MetricsLog
+    private let reducer: GradientReducer?
 
     /// `extraFiles` writes what a checkpoint holds besides the model and optimiser (the tokenizer).
     public init(arguments: TrainingArguments, model: GPT2Model, train: Dataset, validation: Dataset?, collator: Collator,
@@ -72,6 +73,35 @@ public final class Trainer {
         state.worldSize = communicator.size
         state.seed = arguments.seed
         state.tokenizerFingerprint = tokenizerFingerprint
+        reducer = communicator.size > 1
+            ? GradientReducer(communicator: communicator, gradients: model.gradients, bucketBytes: Int(arguments.allreduceBucketMB * 1_000_000))
+            : nil
+    }
+
+    /// Makes every rank's replica rank 0's: the resolved config and tokenizer are compared, then
+    /// parameters, optimiser moments and the trainer state are broadcast and the replicas'
+    /// checksums compared. Called at the start, after rank 0 alone has resumed (if it did).
+    public func synchronizeReplicas() throws {
+        guard communicator.size > 1 else { return }
+        let identity = try Data(model.config.jsonData()) + Data(state.tokenizerFingerprint.utf8)
+        let mainIdentity = try communicator.broadcast(identity)
+        let agreement = try communicator.allGather(mainIdentity == identity ? 1 : 0)
+        if let rank = agreement.firstIndex(of: 0) { throw TrainingError.rankDisagrees(rank: rank, what: "model config or tokenizer") }
+        try communicator.broadcast(model.parameters.buffer)
+        try communicator.broadcast(optimizer.firstMoment.buffer)
+        try communicator.broadcast(optimizer.secondMoment.buffer)
+        var optimizerStep = UInt64(optimizer.stepCount)
+        try withUnsafeMutableBytes(of: &optimizerStep) { try communicator.broadcast($0, root: 0) }
+        optimizer.stepCount = Int(optimizerStep)
+        state = try JSONDecoder().decode(TrainerState.self, from: communicator.broadcast(try JSONEncoder().encode(state)))
+        try verifyReplicas()
+    }
+
+    /// Stops the run if any rank's parameters differ from rank 0's by a single bit.
+    public func verifyReplicas() throws {
+        let checksums = try communicator.allGather(model.parameters.checksum())
+        let diverged = checksums.indices.filter { checksums[$0] != checksums[0] }
+        guard diverged.isEmpty else { throw TrainingError.replicasDiverged(step: state.globalStep, ranks: diverged) }
     }
 
     /// Continues from a checkpoint: weights, moments, step, log windows. The data order follows
@@ -118,11 +148,21 @@ public final class Trainer {
 
             model.zeroGradients()
             var localLoss = 0.0
-            for batch in microBatches.compactMap({ $0 }) {
+            for (index, batch) in microBatches.enumerated() {
+                // The last micro-batch's backward starts the gradient allreduce bucket by bucket.
+                let overlapping = arguments.overlapAllreduce && index == microBatches.count - 1 ? reducer : nil
+                guard let batch else {
+                    for range in model.layout.gradientReadyRanges { try overlapping?.ready(range) }
+                    continue
+                }
                 localLoss += try model.forward(batch).sum
-                model.backward(lossScale: Float(1 / counts[0]))
+                var failure: Error?
+                model.backward(lossScale: Float(1 / counts[0]), gradientsReady: overlapping.map { reducer in
+                    { range in do { try reducer.ready(range) } catch { failure = failure ?? error } }
+                })
+                if let failure { throw failure }
             }
-            try communicator.allReduceSum(model.gradients.buffer)
+            if arguments.overlapAllreduce { try reducer?.finish() } else { try reducer?.reduceAll() }
             let loss = try communicator.sum([localLoss])[0] / counts[0]
             let gradientNorm = clipGradientNorm(model.gradients, maxNorm: arguments.maxGradNorm)
             optimizer.update(parameters: model.parameters, gradients: model.gradients, learningRate: learningRate)
@@ -156,12 +196,16 @@ public final class Trainer {
             }
             if evaluateNow && state.globalStep < arguments.totalSteps { try runEvaluation() }
             if state.globalStep % arguments.saveSteps == 0 && state.globalStep < arguments.totalSteps { try saveCheckpoint() }
+            if arguments.replicaCheckSteps > 0 && state.globalStep % arguments.replicaCheckSteps == 0 { try verifyReplicas() }
         }
+        try verifyReplicas()
         if arguments.evalStrategy != .no && validation != nil { try runEvaluation() }
         try saveCheckpoint()
         let trainLoss = state.trainLossSum / Double(max(state.globalStep, 1))
-        try record(["step": .number(Double(state.globalStep)), "epoch": .number(state.epoch), "train_loss": .float(trainLoss),
-                    "train_runtime": .number((Date().timeIntervalSince(start) * 1000).rounded() / 1000)])
+        var summary: MetricsRecord = ["step": .number(Double(state.globalStep)), "epoch": .number(state.epoch), "train_loss": .float(trainLoss),
+                                      "train_runtime": .number((Date().timeIntervalSince(start) * 1000).rounded() / 1000)]
+        if let reducer { summary["allreduce_wait_seconds"] = .number((reducer.waitSeconds * 1000).rounded() / 1000) }
+        try record(summary)
         if communicator.isMain { try model.save(directory: arguments.outputDir); try extraFiles(arguments.outputDir) }
         try communicator.barrier()
         output.log("saved the final model to \(arguments.outputDir)")

@@ -47,6 +47,13 @@ public struct TrainingArguments: Codable, Sendable, Equatable {
     public var resumeFromCheckpoint: String?
     public var overwriteOutputDir = false
 
+    // Data parallelism.
+    /// Compare the ranks' parameter checksums every N steps (0: only at the start).
+    public var replicaCheckSteps = 100
+    /// Start each gradient bucket's allreduce while backward computes the layers below it.
+    public var overlapAllreduce = true
+    public var allreduceBucketMB = 25.0
+
     // Filled in when the run starts.
     public var worldSize = 1
     public var totalSteps = 0
@@ -69,6 +76,7 @@ public struct TrainingArguments: Codable, Sendable, Equatable {
         case warmupSteps = "warmup_steps", seed, loggingSteps = "logging_steps", evalStrategy = "eval_strategy"
         case evalSteps = "eval_steps", saveSteps = "save_steps", saveTotalLimit = "save_total_limit"
         case resumeFromCheckpoint = "resume_from_checkpoint", overwriteOutputDir = "overwrite_output_dir"
+        case replicaCheckSteps = "replica_check_steps", overlapAllreduce = "overlap_allreduce", allreduceBucketMB = "allreduce_bucket_mb"
         case worldSize = "world_size", totalSteps = "total_steps", resolvedWarmupSteps = "resolved_warmup_steps"
     }
 

@@ -36,10 +36,11 @@ public struct ProcessResult {
     public let error: String
 }
 
-public func runProcess(_ executable: URL, _ arguments: [String]) throws -> ProcessResult {
+public func runProcess(_ executable: URL, _ arguments: [String], environment: [String: String] = [:]) throws -> ProcessResult {
     let process = Process()
     process.executableURL = executable
     process.arguments = arguments
+    process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 }
     let output = Pipe(), error = Pipe()
     process.standardOutput = output
     process.standardError = error
@@ -61,4 +62,13 @@ public func relativeError(_ a: [Float], _ b: [Float]) -> Double {
         scale = max(scale, abs(Double(b[i])))
     }
     return scale == 0 ? maximumDifference : maximumDifference / scale
+}
+
+/// Runs `gpt2-ddp` as `ranks` MPI ranks on this machine (more ranks than cores allowed; root
+/// allowed, as CI runs as root; idle ranks yield their core instead of spinning).
+public func runMPI(ranks: Int, _ arguments: [String]) throws -> ProcessResult {
+    let mpirun = ["/usr/bin/mpirun", "/usr/local/bin/mpirun"].first { FileManager.default.isExecutableFile(atPath: $0) } ?? "/usr/bin/mpirun"
+    return try runProcess(URL(fileURLWithPath: mpirun),
+                          ["--oversubscribe", "--mca", "mpi_yield_when_idle", "1", "-np", String(ranks), TestPaths.executable.path] + arguments,
+                          environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"])
 }

@@ -1,0 +1,106 @@
+import CMPI
+import Foundation
+
+/// The communicator over Open MPI's COMM_WORLD. Errors are set to return rather than abort, and
+/// every return code becomes a `CommunicatorError` naming the call and the rank.
+public final class MPICommunicator: Communicator {
+    public let rank: Int
+    public let size: Int
+    private let world = cmpi_comm_world()
+    private var pending: [MPI_Request?] = []
+    private var finished = false
+
+    public init() throws {
+        var provided: Int32 = 0
+        var argc: Int32 = 0
+        var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = nil
+        let initialised = MPI_Init_thread(&argc, &argv, cmpi_thread_funneled(), &provided)
+        guard initialised == cmpi_success() else { throw CommunicatorError(call: "MPI_Init_thread", rank: -1, message: "code \(initialised)") }
+        MPI_Comm_set_errhandler(world, cmpi_errors_return())
+        var rank: Int32 = 0, size: Int32 = 0
+        MPI_Comm_rank(world, &rank)
+        MPI_Comm_size(world, &size)
+        self.rank = Int(rank)
+        self.size = Int(size)
+    }
+
+    private func check(_ code: Int32, _ call: String) throws {
+        guard code != cmpi_success() else { return }
+        var text = [CChar](repeating: 0, count: Int(cmpi_max_error_string()) + 1)
+        var length: Int32 = 0
+        MPI_Error_string(code, &text, &length)
+        throw CommunicatorError(call: call, rank: rank, message: String(decoding: text.prefix(Int(length)).map { UInt8(bitPattern: $0) }, as: UTF8.self))
+    }
+
+    /// MPI counts are 32-bit: large buffers go in chunks.
+    private func chunks(_ count: Int, _ body: (Int, Int32) throws -> Void) throws {
+        var start = 0
+        while start < count {
+            let length = min(count - start, Int(Int32.max))
+            try body(start, Int32(length))
+            start += length
+        }
+    }
+
+    public func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
+        guard let base = buffer.baseAddress else { return }
+        try chunks(buffer.count) { start, count in
+            try check(MPI_Allreduce(cmpi_in_place(), base + start, count, cmpi_float(), cmpi_sum(), world), "MPI_Allreduce")
+        }
+    }
+
+    public func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws {
+        guard let base = buffer.baseAddress else { return }
+        try chunks(buffer.count) { start, count in
+            try check(MPI_Allreduce(cmpi_in_place(), base + start, count, cmpi_double(), cmpi_sum(), world), "MPI_Allreduce")
+        }
+    }
+
+    public func startAllReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {
+        guard let base = buffer.baseAddress else { return }
+        try chunks(buffer.count) { start, count in
+            var request: MPI_Request? = cmpi_request_null()
+            try check(MPI_Iallreduce(cmpi_in_place(), base + start, count, cmpi_float(), cmpi_sum(), world, &request), "MPI_Iallreduce")
+            pending.append(request)
+        }
+    }
+
+    public func progressReductions() throws {
+        guard !pending.isEmpty else { return }
+        var done: Int32 = 0
+        try check(MPI_Testall(Int32(pending.count), &pending, &done, cmpi_status_ignore()), "MPI_Testall")
+    }
+
+    public func waitForReductions() throws {
+        guard !pending.isEmpty else { return }
+        try check(MPI_Waitall(Int32(pending.count), &pending, cmpi_status_ignore()), "MPI_Waitall")
+        pending.removeAll()
+    }
+
+    public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {
+        guard let base = buffer.baseAddress else { return }
+        try chunks(buffer.count) { start, count in
+            try check(MPI_Bcast(base + start, count, cmpi_byte(), Int32(root), world), "MPI_Bcast")
+        }
+    }
+
+    public func allGather(_ value: UInt64) throws -> [UInt64] {
+        var mine = value
+        var all = [UInt64](repeating: 0, count: size)
+        try check(MPI_Allgather(&mine, 8, cmpi_byte(), &all, 8, cmpi_byte(), world), "MPI_Allgather")
+        return all
+    }
+
+    public func barrier() throws { try check(MPI_Barrier(world), "MPI_Barrier") }
+
+    public func abort(code: Int32) -> Never {
+        MPI_Abort(world, code)
+        exit(code)
+    }
+
+    public func finish() throws {
+        guard !finished else { return }
+        finished = true
+        try check(MPI_Finalize(), "MPI_Finalize")
+    }
+}

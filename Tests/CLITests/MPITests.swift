@@ -1,0 +1,137 @@
+import Foundation
+import GPT2
+import SafeTensors
+import Testing
+import TestSupport
+import Training
+
+/// Real MPI runs: several ranks of the built executable under mpirun on this machine.
+@Suite(.serialized) struct MPITests {
+    static func losses(_ directory: URL) throws -> [Double] { try stepRecords(directory).map { $0["loss"]!.doubleValue! } }
+
+    static func train(ranks: Int, batch: Int, accumulation: Int = 1, output: URL, data: String, config: String,
+                      steps: Int = 20, extra: [String] = []) throws -> ProcessResult {
+        let arguments = ["train", "--model-config", config, "--tokenizer", tokenizerDirectory, "--train-file", data, "--validation-split", "0.1",
+                         "--output-dir", output.path, "--max-steps", "\(steps)", "--per-device-train-batch-size", "\(batch)",
+                         "--gradient-accumulation-steps", "\(accumulation)", "--learning-rate", "3e-3", "--warmup-steps", "2",
+                         "--logging-steps", "1", "--eval-steps", "10", "--save-steps", "10", "--seed", "11", "--replica-check-steps", "5"] + extra
+        return ranks == 1 ? try runProcess(TestPaths.executable, arguments) : try runMPI(ranks: ranks, arguments)
+    }
+
+    @Test func ranksTimesBatchTrainsLikeOneRankWithTheWholeBatch() throws {
+        let data = try sampleOfIdeas(from: 3000, count: 200, name: "ideas.txt")
+        let config = try microConfig()
+        let root = try TestPaths.temporaryDirectory("mpi")
+        let reference = root.appendingPathComponent("one-rank")
+        let single = try Self.train(ranks: 1, batch: 8, output: reference, data: data, config: config)
+        try #require(single.status == 0, "\(single.error)")
+        let expected = try Self.losses(reference)
+        #expect(expected.count == 20)
+        let finalReference = try GPT2Model.load(directory: reference.path).model.parameters.array
+        for (ranks, batch, accumulation) in [(2, 4, 1), (4, 2, 1), (1, 4, 2), (2, 2, 2)] {
+            let output = root.appendingPathComponent("r\(ranks)-b\(batch)-a\(accumulation)")
+            let result = try Self.train(ranks: ranks, batch: batch, accumulation: accumulation, output: output, data: data, config: config)
+            try #require(result.status == 0, "\(ranks) ranks: \(result.error)")
+            let losses = try Self.losses(output)
+            #expect(losses.count == expected.count)
+            for (step, (a, b)) in zip(losses, expected).enumerated() {
+                #expect(abs(a - b) / b < 1e-5, "\(ranks) ranks x \(batch) x \(accumulation): step \(step + 1) loss \(a) vs \(b)")
+            }
+            let final = try GPT2Model.load(directory: output.path).model.parameters.array
+            #expect(relativeError(final, finalReference) < 1e-5, "\(ranks) ranks x \(batch) x \(accumulation): final weights")
+            // Rank 0 alone writes: one metrics file, one line per record.
+            #expect(try metrics(output).filter { $0["train_loss"] != nil }.count == 1)
+        }
+    }
+
+    @Test func aTwoRankRunResumesOnOneRankAndViceVersa() throws {
+        let data = try sampleOfIdeas(from: 3300, count: 150, name: "ideas.txt")
+        let config = try microConfig()
+        let root = try TestPaths.temporaryDirectory("mpi-resume")
+        let whole = root.appendingPathComponent("whole")
+        try #require(try Self.train(ranks: 2, batch: 4, output: whole, data: data, config: config).status == 0)
+        let expected = try metrics(whole).filter { ($0["step"]?.doubleValue ?? 0) > 10 && $0["loss"] != nil }
+        for (ranks, batch) in [(1, 8), (2, 4)] {
+            let resumed = root.appendingPathComponent("resumed-on-\(ranks)")
+            try FileManager.default.createDirectory(at: resumed, withIntermediateDirectories: true)
+            try FileManager.default.copyItem(atPath: Checkpoint.directory(in: whole.path, step: 10), toPath: Checkpoint.directory(in: resumed.path, step: 10))
+            let result = try Self.train(ranks: ranks, batch: batch, output: resumed, data: data, config: config,
+                                        extra: ["--resume-from-checkpoint", "latest"])
+            try #require(result.status == 0, "\(result.error)")
+            let actual = try metrics(resumed).filter { $0["loss"] != nil }
+            #expect(actual.count == expected.count)
+            for (a, b) in zip(actual, expected) {
+                let (x, y) = (a["loss"]!.doubleValue!, b["loss"]!.doubleValue!)
+                #expect(abs(x - y) / y < 1e-5, "resumed on \(ranks) rank(s): step \(a["step"]!) loss \(x) vs \(y)")
+            }
+            if ranks == 1 { #expect(result.error.contains("changed: ranks 2 -> 1")) }
+        }
+    }
+
+    @Test func aFailingRankEndsTheWholeJobWithItsNameAndNoHang() throws {
+        let data = try sampleOfIdeas(from: 3500, count: 60, name: "ideas.txt")
+        let config = try microConfig()
+        let output = try TestPaths.temporaryDirectory("mpi-fail").appendingPathComponent("run")
+        // Rank 1 alone is pointed at a missing tokenizer: its error must end rank 0 too.
+        let script = try TestPaths.temporaryDirectory("mpi-fail").appendingPathComponent("rank.sh")
+        try """
+        #!/bin/sh
+        tokenizer="\(tokenizerDirectory)"
+        if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then tokenizer=/no/such/tokenizer; fi
+        exec "\(TestPaths.executable.path)" "$@" --tokenizer "$tokenizer"
+        """.write(to: script, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script.path)
+        let start = Date()
+        let result = try runProcess(URL(fileURLWithPath: "/usr/bin/mpirun"),
+                                    ["--oversubscribe", "-np", "2", script.path, "train", "--model-config", config,
+                                     "--train-file", data, "--output-dir", output.path, "--max-steps", "3"],
+                                    environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"])
+        #expect(result.status != 0)
+        #expect(Date().timeIntervalSince(start) < 30)
+        #expect(result.error.contains("rank 1 of 2") && result.error.contains("/no/such/tokenizer"), "\(result.error)")
+    }
+
+    @Test func killingARankMidRunEndsTheJobWithinSeconds() throws {
+        let data = try sampleOfIdeas(from: 3600, count: 200, name: "ideas.txt")
+        let config = try microConfig()
+        let directory = try TestPaths.temporaryDirectory("mpi-kill")
+        let output = directory.appendingPathComponent("run")
+        let pidFile = directory.appendingPathComponent("rank1.pid").path
+        let script = directory.appendingPathComponent("rank.sh")
+        try """
+        #!/bin/sh
+        if [ "$OMPI_COMM_WORLD_RANK" = 1 ]; then echo $$ > "\(pidFile)"; fi
+        exec "\(TestPaths.executable.path)" "$@"
+        """.write(to: script, atomically: true, encoding: .utf8)
+        try FileManager.default.setAttributes([.posixPermissions: 0o755], ofItemAtPath: script.path)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/mpirun")
+        process.arguments = ["--oversubscribe", "-np", "2", script.path, "train", "--model-config", config, "--tokenizer", tokenizerDirectory,
+                             "--train-file", data, "--output-dir", output.path, "--max-steps", "100000", "--logging-steps", "1",
+                             "--save-steps", "5", "--eval-strategy", "no"]
+        process.environment = ProcessInfo.processInfo.environment.merging(["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"]) { $1 }
+        let errorPipe = Pipe()
+        process.standardError = errorPipe
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        // Wait until a checkpoint exists and training is under way, then kill rank 1.
+        let deadline = Date().addingTimeInterval(120)
+        while Checkpoint.list(in: output.path).isEmpty && process.isRunning && Date() < deadline { usleep(100_000) }
+        try #require(process.isRunning, "the job ended before it could be killed")
+        let pid = try #require(Int32(try String(contentsOfFile: pidFile, encoding: .utf8).trimmingCharacters(in: .whitespacesAndNewlines)))
+        let killed = Date()
+        kill(pid, SIGKILL)
+        while process.isRunning && Date().timeIntervalSince(killed) < 60 { usleep(100_000) }
+        let seconds = Date().timeIntervalSince(killed)
+        if process.isRunning { process.terminate() }
+        process.waitUntilExit()
+        let error = String(decoding: errorPipe.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        #expect(seconds < 30, "the job took \(seconds) s to end")
+        #expect(process.terminationStatus != 0)
+        #expect(error.contains("rank 1"), "the message names the rank: \(error)")
+        // The last complete checkpoint is intact and loads.
+        let last = try #require(Checkpoint.list(in: output.path).last)
+        #expect(try Checkpoint.readState(last.path).state.globalStep == last.step)
+        _ = try GPT2Model.load(directory: last.path)
+    }
+}
