@@ -15,7 +15,9 @@ let package = Package(
     targets: [
         .target(name: "SafeTensors"),
         .target(name: "GPT2", dependencies: ["SafeTensors"], swiftSettings: numericSettings),
-        .target(name: "Tokenizer"),
+        // Its tests check internals (the merge algorithms, the character tables) with @testable,
+        // which a release build allows only for modules compiled for testing.
+        .target(name: "Tokenizer", swiftSettings: [.unsafeFlags(["-enable-testing"], .when(configuration: .release))]),
         .target(name: "Data", dependencies: ["GPT2"]),
         .systemLibrary(name: "CMPI", pkgConfig: "ompi", providers: [.apt(["libopenmpi-dev"])]),
         .target(name: "Distributed", dependencies: ["CMPI"]),
@@ -25,6 +27,7 @@ let package = Package(
         .target(name: "TestSupport", path: "Tests/TestSupport"),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"]),
         .testTarget(name: "GPT2Tests", dependencies: ["GPT2", "SafeTensors", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "GPT2", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "GPT2", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "CLITests", dependencies: ["CLI", "GPT2", "SafeTensors", "Training", "TestSupport"]),

@@ -62,6 +62,14 @@ public enum DataFile {
         return contents
     }
 
+    /// A text file's lines, blank ones included (but not the empty one after a final newline).
+    public static func lines(path: String) throws -> [String] {
+        guard let data = FileManager.default.contents(atPath: path) else { throw DataError(path: path, problem: "no such file") }
+        var result = lines(of: String(decoding: data, as: UTF8.self))
+        if result.last == "" { result.removeLast() }
+        return result
+    }
+
     /// Lines split at LF, with a CR before it dropped. (Swift's Characters would keep "\r\n" whole.)
     static func lines(of text: String) -> [String] {
         text.unicodeScalars.split(separator: "\n", omittingEmptySubsequences: false).map { line in

@@ -32,12 +32,11 @@ enum TextSegment {
     case addedToken(id: Int)
 }
 
-/// The added tokens by id and content, and the two matchers that split text around them.
+/// The added tokens by id and content, and the splitter that finds them in text.
 struct AddedVocabulary {
     private(set) var tokensByID: [Int: AddedToken] = [:]
     private(set) var idsByContent: [String: Int] = [:]
-    private var unnormalizedMatcher = AddedTokenMatcher(tokens: [])
-    private var normalizedMatcher = AddedTokenMatcher(tokens: [])
+    private(set) var splitter = AddedTokenSplitter(tokens: [])
 
     /// Adds or updates a token. Once special, a token stays special, as in Hugging Face.
     mutating func register(_ token: AddedToken, id: Int) {
@@ -48,14 +47,23 @@ struct AddedVocabulary {
     }
 
     /// Must follow a batch of `register` calls before text is split.
-    mutating func rebuildMatchers() {
-        let tokens = tokensByID.map { (token: $0.value, id: $0.key) }
+    mutating func rebuildSplitter() {
+        splitter = AddedTokenSplitter(tokens: tokensByID.map { (token: $0.value, id: $0.key) })
+    }
+}
+
+/// Splits text around added tokens like Hugging Face: first around unnormalized tokens, then each
+/// stretch of text between them around normalized ones. Immutable, and a class so that encoding
+/// can hold on to it without copying its tables.
+final class AddedTokenSplitter {
+    private let unnormalizedMatcher: AddedTokenMatcher
+    private let normalizedMatcher: AddedTokenMatcher
+
+    init(tokens: [(token: AddedToken, id: Int)]) {
         unnormalizedMatcher = AddedTokenMatcher(tokens: tokens.filter { !$0.token.normalized })
         normalizedMatcher = AddedTokenMatcher(tokens: tokens.filter { $0.token.normalized })
     }
 
-    /// Splits `text` around added tokens like Hugging Face: first around unnormalized tokens, then
-    /// each stretch of text between them around normalized ones.
     func forEachSegment(of text: UnsafeBufferPointer<UInt8>, classes: ScalarClassLookup,
                         _ body: (TextSegment) -> Void) {
         unnormalizedMatcher.split(text, range: 0..<text.count, classes: classes) { segment in
@@ -146,7 +154,8 @@ struct AddedTokenMatcher {
         }
     }
 
-    /// Start of the whitespace run (Rust regex `\s`, the same set as the pre-tokenizer's) ending at `end`.
+    /// Start of the whitespace run ending at `end` (Rust regex `\s`, the same set as the
+    /// pre-tokenizer's).
     private func startOfWhitespace(_ text: UnsafeBufferPointer<UInt8>, endingAt end: Int, lowerBound: Int,
                                    _ classes: ScalarClassLookup) -> Int {
         var start = end
@@ -170,22 +179,10 @@ struct AddedTokenMatcher {
     }
 
     private func isWordCharacter(_ text: UnsafeBufferPointer<UInt8>, endingAt end: Int) -> Bool {
-        Self.isWordCharacter(text.scalar(at: text.scalarStart(before: end)).value)
+        WordCharacters.contains(text.scalar(at: text.scalarStart(before: end)).value)
     }
 
     private func isWordCharacter(_ text: UnsafeBufferPointer<UInt8>, startingAt start: Int) -> Bool {
-        Self.isWordCharacter(text.scalar(at: start).value)
-    }
-
-    /// Rust regex's Unicode `\w`: alphabetic, marks, decimal digits, connector punctuation and
-    /// joiners (from Swift's Unicode tables, which may be a version newer than Rust's).
-    private static func isWordCharacter(_ value: UInt32) -> Bool {
-        guard let properties = Unicode.Scalar(value)?.properties else { return false }
-        switch properties.generalCategory {
-        case .nonspacingMark, .spacingMark, .enclosingMark, .decimalNumber, .connectorPunctuation:
-            return true
-        default:
-            return properties.isAlphabetic || properties.isJoinControl
-        }
+        WordCharacters.contains(text.scalar(at: start).value)
     }
 }

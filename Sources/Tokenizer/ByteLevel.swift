@@ -20,9 +20,14 @@ enum ByteLevel {
         return mapping
     }()
 
-    /// The inverse mapping, from character to byte.
-    static let byteForCharacter: [Unicode.Scalar: UInt8] = Dictionary(
-        uniqueKeysWithValues: characterForByte.enumerated().map { ($1, UInt8($0)) })
+    /// The inverse mapping, indexed by scalar value (all below U+0144); nil for other characters.
+    static let byteForCharacter: [UInt8?] = {
+        var inverse = [UInt8?](repeating: nil, count: Int(characterForByte.map(\.value).max()!) + 1)
+        for (byte, character) in characterForByte.enumerated() {
+            inverse[Int(character.value)] = UInt8(byte)
+        }
+        return inverse
+    }()
 
     /// The bytes a token stands for when decoding. Like the Rust ByteLevel decoder, a token with
     /// any character outside the byte alphabet (an added token such as " sp" or "€uro") is taken
@@ -33,7 +38,9 @@ enum ByteLevel {
         var bytes: [UInt8] = []
         bytes.reserveCapacity(token.unicodeScalars.count)
         for scalar in token.unicodeScalars {
-            guard let byte = byteForCharacter[scalar] else { return Array(token.utf8) }
+            guard Int(scalar.value) < byteForCharacter.count, let byte = byteForCharacter[Int(scalar.value)] else {
+                return Array(token.utf8)
+            }
             bytes.append(byte)
         }
         return bytes

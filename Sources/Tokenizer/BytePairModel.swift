@@ -7,6 +7,18 @@ struct BytePairModel {
     /// The token id of each byte's byte-level character, or `missingToken`.
     let byteTokenIDs: [UInt32]
     let merges: MergeTable
+
+    /// Calls `body` with the token of each byte of `piece`, leaving out bytes whose character is
+    /// missing from the vocabulary, as Hugging Face does when the model has no unknown token.
+    @inline(__always)
+    func forEachByteToken(in piece: UnsafeBufferPointer<UInt8>, _ body: (UInt32) -> Void) {
+        for byte in piece {
+            let id = byteTokenIDs[Int(byte)]
+            if id != Self.missingToken {
+                body(id)
+            }
+        }
+    }
 }
 
 /// Merge rules keyed by the pair of token ids they join: an open-addressing hash table, because
@@ -17,9 +29,14 @@ struct MergeTable {
         let merged: UInt32
     }
 
+    /// Key and value side by side, so that a lookup touches one cache line.
+    private struct Slot {
+        var key: UInt64
+        var merge: Merge
+    }
+
     private static let emptyKey = UInt64.max
-    private var keys: [UInt64]
-    private var merges: [Merge]
+    private var slots: [Slot]
     private let mask: Int
 
     init(minimumCapacity: Int) {
@@ -27,8 +44,7 @@ struct MergeTable {
         while capacity < minimumCapacity * 2 {
             capacity *= 2
         }
-        keys = [UInt64](repeating: Self.emptyKey, count: capacity)
-        merges = [Merge](repeating: Merge(rank: 0, merged: 0), count: capacity)
+        slots = [Slot](repeating: Slot(key: Self.emptyKey, merge: Merge(rank: 0, merged: 0)), count: capacity)
         mask = capacity - 1
     }
 
@@ -36,36 +52,104 @@ struct MergeTable {
     /// merge map.
     mutating func insert(left: UInt32, right: UInt32, _ merge: Merge) {
         let key = UInt64(left) << 32 | UInt64(right)
-        var slot = Self.slot(for: key, mask: mask)
-        while keys[slot] != Self.emptyKey && keys[slot] != key {
-            slot = (slot + 1) & mask
+        var index = Self.index(for: key, mask: mask)
+        while slots[index].key != Self.emptyKey && slots[index].key != key {
+            index = (index + 1) & mask
         }
-        keys[slot] = key
-        merges[slot] = merge
+        slots[index] = Slot(key: key, merge: merge)
     }
 
     @inline(__always)
     func merge(_ left: UInt32, _ right: UInt32) -> Merge? {
         let key = UInt64(left) << 32 | UInt64(right)
-        var slot = Self.slot(for: key, mask: mask)
+        var index = Self.index(for: key, mask: mask)
         while true {
-            let found = keys[slot]
-            if found == key { return merges[slot] }
-            if found == Self.emptyKey { return nil }
-            slot = (slot + 1) & mask
+            let slot = slots[index]
+            if slot.key == key { return slot.merge }
+            if slot.key == Self.emptyKey { return nil }
+            index = (index + 1) & mask
         }
     }
 
     @inline(__always)
-    private static func slot(for key: UInt64, mask: Int) -> Int {
+    private static func index(for key: UInt64, mask: Int) -> Int {
         Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> 32) & mask
     }
 }
 
-/// Applies BPE merges to one piece, always merging the lowest-ranked adjacent pair and, among equal
-/// ranks, the leftmost, like Hugging Face's `Word::merge_all`. A priority queue keeps long pieces
-/// (say a 100 KB run of digits) at O(n log n). The buffers are reused between pieces.
+/// Applies BPE merges to one piece like Hugging Face's `Word::merge_all`: always the
+/// lowest-ranked adjacent pair and, among equal ranks, the leftmost. (Hugging Face's queue can
+/// also take a stale candidate whose pair has changed into another pair making the same token;
+/// that needs two merges with one result, which GPT-2, where merge i makes token 256 + i, lacks.)
 struct BytePairMerger {
+    /// Pieces up to this many bytes (nearly all words) are merged by rescanning every pair after
+    /// each merge, which is quadratic but allocation-free and fastest for short pieces. Longer
+    /// pieces use a priority queue, which keeps, say, a 100 KB run of digits at O(n log n).
+    static let longPieceThreshold = 64
+
+    private var queueMerger = QueueMerger()
+
+    /// Appends the tokens of `piece` to `output`.
+    mutating func merge(_ piece: UnsafeBufferPointer<UInt8>, model: BytePairModel, into output: inout [Int]) {
+        if piece.count <= Self.longPieceThreshold {
+            Self.mergeByScanning(piece, model: model, into: &output)
+        } else {
+            queueMerger.merge(piece, model: model, into: &output)
+        }
+    }
+
+    static func mergeByScanning(_ piece: UnsafeBufferPointer<UInt8>, model: BytePairModel, into output: inout [Int]) {
+        withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 3 * piece.count) { buffer in
+            // Symbol i's token, and the rank and result of merging symbols i and i + 1.
+            let symbols = buffer.baseAddress!
+            let pairRanks = symbols + piece.count
+            let pairResults = pairRanks + piece.count
+            var count = 0
+            model.forEachByteToken(in: piece) { id in
+                symbols[count] = id
+                count += 1
+            }
+            func updatePair(at index: Int) {
+                let merge = model.merges.merge(symbols[index], symbols[index + 1])
+                pairRanks[index] = merge?.rank ?? .max
+                pairResults[index] = merge?.merged ?? 0
+            }
+            for index in 0..<max(count - 1, 0) {
+                updatePair(at: index)
+            }
+            while count > 1 {
+                var best = 0
+                for index in 1..<count - 1 where pairRanks[index] < pairRanks[best] {
+                    best = index
+                }
+                guard pairRanks[best] != .max else { break }
+                symbols[best] = pairResults[best]
+                // Close the gaps left by symbol best + 1 and by pair best + 1.
+                for index in best + 1..<count - 1 {
+                    symbols[index] = symbols[index + 1]
+                    if index + 1 < count - 1 {
+                        pairRanks[index] = pairRanks[index + 1]
+                        pairResults[index] = pairResults[index + 1]
+                    }
+                }
+                count -= 1
+                if best > 0 {
+                    updatePair(at: best - 1)
+                }
+                if best < count - 1 {
+                    updatePair(at: best)
+                }
+            }
+            for index in 0..<count {
+                output.append(Int(symbols[index]))
+            }
+        }
+    }
+}
+
+/// Merges with a priority queue of candidate pairs, skipping candidates that earlier merges made
+/// stale. Its buffers are reused between pieces.
+struct QueueMerger {
     /// Token id of each symbol; a merged-away symbol holds `deadSymbol`.
     private var symbols: [UInt32] = []
     private var previous: [Int32] = []
@@ -73,16 +157,9 @@ struct BytePairMerger {
     private var queue = CandidateQueue()
     private static let deadSymbol = UInt32.max
 
-    /// Appends the tokens of `piece` to `output`.
     mutating func merge(_ piece: UnsafeBufferPointer<UInt8>, model: BytePairModel, into output: inout [Int]) {
         symbols.removeAll(keepingCapacity: true)
-        for byte in piece {
-            let id = model.byteTokenIDs[Int(byte)]
-            // Hugging Face drops characters missing from the vocabulary when it has no unknown token.
-            if id != BytePairModel.missingToken {
-                symbols.append(id)
-            }
-        }
+        model.forEachByteToken(in: piece) { symbols.append($0) }
         let count = symbols.count
         guard count > 0 else { return }
         previous.removeAll(keepingCapacity: true)

@@ -6,7 +6,7 @@ import Foundation
 /// GPT-2's regex, maps every byte to its byte-level character and merges by rank. It works on
 /// UTF-8 bytes and token ids throughout and caches the tokens of each distinct piece.
 ///
-/// An instance is not thread-safe (encoding updates the cache): use one per thread.
+/// An instance is not thread-safe (encoding updates the cache): give each thread its own `copy()`.
 public final class GPT2Tokenizer {
     /// The largest token id plus one that this implementation accepts, to keep id-indexed tables small.
     static let idLimit = 1 << 24
@@ -29,23 +29,19 @@ public final class GPT2Tokenizer {
     /// A bare BPE model: no added tokens and no special-token roles (`load(directory:)` gives the
     /// GPT-2 defaults). `merges` are in rank order, each joining two vocabulary tokens into a third.
     public convenience init(vocabulary: [String: Int], merges: [(String, String)]) throws {
-        try self.init(vocabulary: vocabulary, vocabularySource: "vocabulary",
-                      merges: merges.enumerated().map { NumberedMerge(location: "merges[\($0)]", pair: $1) })
+        try self.init(vocabulary: vocabulary, vocabularySource: "vocabulary", merges: merges,
+                      mergeLocation: { "merges[\($0)]" })
     }
 
-    /// A merge rule with where it came from, for error messages.
-    struct NumberedMerge {
-        let location: String
-        let pair: (String, String)
-    }
-
-    init(vocabulary: [String: Int], vocabularySource: String, merges: [NumberedMerge]) throws {
+    /// `mergeLocation` names where the merge at an index came from, for error messages.
+    init(vocabulary: [String: Int], vocabularySource: String, merges: [(String, String)],
+         mergeLocation: (Int) -> String) throws {
+        if let (token, id) = vocabulary.first(where: { !(0..<Self.idLimit).contains($0.value) }) {
+            throw TokenizerError.invalidVocabulary(
+                source: vocabularySource, reason: "id \(id) of \"\(token)\" is outside 0..<\(Self.idLimit)")
+        }
         var vocabularyTokens = [String?](repeating: nil, count: (vocabulary.values.max() ?? -1) + 1)
         for (token, id) in vocabulary {
-            guard id >= 0, id < Self.idLimit else {
-                throw TokenizerError.invalidVocabulary(
-                    source: vocabularySource, reason: "id \(id) of \"\(token)\" is outside 0..<\(Self.idLimit)")
-            }
             if let other = vocabularyTokens[id] {
                 throw TokenizerError.invalidVocabulary(
                     source: vocabularySource, reason: "\"\(other)\" and \"\(token)\" have the same id \(id)")
@@ -53,23 +49,22 @@ public final class GPT2Tokenizer {
             vocabularyTokens[id] = token
         }
         var mergeTable = MergeTable(minimumCapacity: merges.count)
-        for (rank, merge) in merges.enumerated() {
-            let (left, right) = merge.pair
-            var ids: [UInt32] = []
-            for token in [left, right, left + right] {
+        for (rank, (left, right)) in merges.enumerated() {
+            func id(_ token: String) throws -> UInt32 {
                 guard let id = vocabulary[token] else {
-                    throw TokenizerError.unknownMergeToken(location: merge.location, token: token)
+                    throw TokenizerError.unknownMergeToken(location: mergeLocation(rank), token: token)
                 }
-                ids.append(UInt32(id))
+                return UInt32(id)
             }
-            mergeTable.insert(left: ids[0], right: ids[1], MergeTable.Merge(rank: UInt32(rank), merged: ids[2]))
+            mergeTable.insert(left: try id(left), right: try id(right),
+                              MergeTable.Merge(rank: UInt32(rank), merged: try id(left + right)))
         }
         let byteTokenIDs = ByteLevel.characterForByte.map { character in
             vocabulary[String(character)].map(UInt32.init) ?? BytePairModel.missingToken
         }
         self.vocabulary = vocabulary
         self.vocabularyTokens = vocabularyTokens
-        self.merges = merges.map(\.pair)
+        self.merges = merges
         pieceEncoder = PieceEncoder(model: BytePairModel(byteTokenIDs: byteTokenIDs, merges: mergeTable))
         for (id, token) in vocabularyTokens.enumerated() {
             if let token {
@@ -78,7 +73,29 @@ public final class GPT2Tokenizer {
         }
     }
 
+    /// An independent tokenizer with the same vocabulary, added tokens and roles, for another
+    /// thread. Cheap: the tables are shared copy-on-write rather than rebuilt.
+    public func copy() -> GPT2Tokenizer {
+        GPT2Tokenizer(copying: self)
+    }
+
+    private init(copying other: GPT2Tokenizer) {
+        vocabulary = other.vocabulary
+        vocabularyTokens = other.vocabularyTokens
+        merges = other.merges
+        pieceEncoder = other.pieceEncoder
+        addedVocabulary = other.addedVocabulary
+        tokenDecoder = other.tokenDecoder
+        bosToken = other.bosToken
+        eosToken = other.eosToken
+        padToken = other.padToken
+        unkToken = other.unkToken
+    }
+
     // MARK: Vocabulary
+
+    /// The BPE model, for tests of the merge algorithms.
+    var bytePairModel: BytePairModel { pieceEncoder.model }
 
     /// The number of distinct tokens, BPE vocabulary and added tokens together (`len(tokenizer)`).
     public var count: Int {
@@ -103,6 +120,26 @@ public final class GPT2Tokenizer {
 
     func addedToken(withContent content: String) -> AddedToken? {
         addedVocabulary.idsByContent[content].flatMap { addedVocabulary.tokensByID[$0] }
+    }
+
+    /// The token of a special-token role, like the `bosToken`, `eosToken`, ... properties.
+    public subscript(role role: SpecialTokenRole) -> String? {
+        get {
+            switch role {
+            case .bos: bosToken
+            case .eos: eosToken
+            case .unk: unkToken
+            case .pad: padToken
+            }
+        }
+        set {
+            switch role {
+            case .bos: bosToken = newValue
+            case .eos: eosToken = newValue
+            case .unk: unkToken = newValue
+            case .pad: padToken = newValue
+            }
+        }
     }
 
     // The role ids fall back to the unknown token's id for a role token that is not in the
@@ -134,7 +171,7 @@ public final class GPT2Tokenizer {
             register(token, id: id)
             ids.append(id)
         }
-        addedVocabulary.rebuildMatchers()
+        addedVocabulary.rebuildSplitter()
         return ids
     }
 
@@ -158,7 +195,7 @@ public final class GPT2Tokenizer {
             }
             register(token, id: id)
         }
-        addedVocabulary.rebuildMatchers()
+        addedVocabulary.rebuildSplitter()
     }
 
     /// Makes each token special, keeping the options of tokens that are already added.
@@ -171,7 +208,7 @@ public final class GPT2Tokenizer {
                 register(token, id: id(for: token.content) ?? nextAddedTokenID)
             }
         }
-        addedVocabulary.rebuildMatchers()
+        addedVocabulary.rebuildSplitter()
     }
 
     private var nextAddedTokenID: Int {
@@ -195,13 +232,15 @@ public final class GPT2Tokenizer {
     private func encode(utf8 text: UnsafeBufferPointer<UInt8>) -> [Int] {
         var ids: [Int] = []
         ids.reserveCapacity(text.count / 3 + 1)
+        let splitter = addedVocabulary.splitter
         ScalarClassTable.shared.withLookup { classes in
-            addedVocabulary.forEachSegment(of: text, classes: classes) { segment in
+            splitter.forEachSegment(of: text, classes: classes) { segment in
                 switch segment {
                 case .addedToken(let id):
                     ids.append(id)
                 case .text(let range):
-                    pieceEncoder.appendTokens(of: UnsafeBufferPointer(rebasing: text[range]), classes: classes, to: &ids)
+                    let stretch = UnsafeBufferPointer(rebasing: text[range])
+                    pieceEncoder.appendTokens(of: stretch, classes: classes, to: &ids)
                 }
             }
         }

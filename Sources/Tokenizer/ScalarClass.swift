@@ -1,16 +1,23 @@
 /// The character classes that GPT-2's pre-tokenizer regex distinguishes: `\p{L}`, `\p{N}`, `\s`
-/// and everything else, which the regex spells `[^\s\p{L}\p{N}]`.
-enum ScalarClass: UInt8 {
-    case other, letter, number, whitespace
+/// and everything else, which the regex spells `[^\s\p{L}\p{N}]`. A struct rather than an enum
+/// so that reading one from the lookup table is a plain byte load, not a conversion.
+struct ScalarClass: Equatable {
+    let rawValue: UInt8
+
+    static let other = ScalarClass(rawValue: 0)
+    static let letter = ScalarClass(rawValue: 1)
+    static let number = ScalarClass(rawValue: 2)
+    static let whitespace = ScalarClass(rawValue: 3)
 }
 
 /// Constant-time class lookup for every Unicode scalar: a two-stage table of 256-scalar blocks in
-/// which identical blocks are stored once (about 90 KB instead of 1.1 MB), built from the ranges in
+/// which identical blocks are stored once (about 43 KB instead of 1.1 MB), built from the ranges in
 /// ScalarClassRanges.swift.
 struct ScalarClassTable: Sendable {
     static let shared = ScalarClassTable()
 
-    /// For each block of 256 scalars, the index of its class block in `blockClasses`.
+    /// For each block of 256 scalars, the index of its class block in `blockClasses`. The first
+    /// block (U+0000 to U+00FF) is stored first, so ASCII classes are `blockClasses[0..<128]`.
     private let blockIndex: [UInt16]
     /// Raw `ScalarClass` values, 256 per distinct block.
     private let blockClasses: [UInt8]
@@ -62,8 +69,11 @@ struct ScalarClassLookup {
 
     @inline(__always)
     func scalarClass(of scalar: UInt32) -> ScalarClass {
+        if scalar < 0x80 {
+            return ScalarClass(rawValue: blockClasses[Int(scalar)])
+        }
         let block = Int(blockIndex[Int(scalar &>> 8)])
-        return ScalarClass(rawValue: blockClasses[block &<< 8 | Int(scalar & 0xFF)]).unsafelyUnwrapped
+        return ScalarClass(rawValue: blockClasses[block &<< 8 | Int(scalar & 0xFF)])
     }
 }
 
@@ -93,5 +103,25 @@ extension UnsafeBufferPointer<UInt8> {
             start -= 1
         }
         return start
+    }
+}
+
+/// The word characters (`\w` of Rust's regex crate) that decide whether a single-word added token
+/// matches. Only consulted at such a token's matches, so a binary search over the ranges is enough.
+enum WordCharacters {
+    static func contains(_ scalar: UInt32) -> Bool {
+        let ranges = ScalarClassRanges.wordRanges
+        // Find the last range starting at or before the scalar.
+        var low = 0
+        var high = ranges.count / 2
+        while low < high {
+            let middle = (low + high) / 2
+            if ranges[2 * middle] <= scalar {
+                low = middle + 1
+            } else {
+                high = middle
+            }
+        }
+        return low > 0 && scalar <= ranges[2 * (low - 1) + 1]
     }
 }

@@ -29,11 +29,11 @@ extension GPT2Tokenizer {
             tokenizer = model
             try tokenizer.addTokens(addedTokens, source: file.path)
         } else {
-            let vocabularyFile = try directory.jsonFile("vocab.json")
-            let vocabulary = try vocabularyFile.integerObject(vocabularyFile.root, at: "the top level")
+            let vocabulary = try directory.tokenIDs("vocab.json")
             let mergesPath = directory.path(of: "merges.txt")
-            tokenizer = try GPT2Tokenizer(vocabulary: vocabulary, vocabularySource: vocabularyFile.path,
-                                          merges: try mergesFile(at: mergesPath, text: directory.text("merges.txt")))
+            let (merges, lineNumbers) = try mergesFile(at: mergesPath, text: directory.text("merges.txt"))
+            tokenizer = try GPT2Tokenizer(vocabulary: vocabulary, vocabularySource: directory.path(of: "vocab.json"),
+                                          merges: merges, mergeLocation: { "\(mergesPath) line \(lineNumbers[$0])" })
         }
 
         let config = try directory.optionalJSONFile("tokenizer_config.json")
@@ -48,12 +48,12 @@ extension GPT2Tokenizer {
                 try tokenizer.addTokens(config.addedTokensDecoder(decoder), source: config.path)
             }
         }
-        if let addedTokensFile = try directory.optionalJSONFile("added_tokens.json") {
-            let ids = try addedTokensFile.integerObject(addedTokensFile.root, at: "the top level")
-            let newTokens = ids.filter { tokenizer.addedToken(withContent: $0.key) == nil }
+        if directory.contains("added_tokens.json") {
+            let newTokens = try directory.tokenIDs("added_tokens.json")
+                .filter { tokenizer.addedToken(withContent: $0.key) == nil }
                 .sorted { $0.value < $1.value }
                 .map { (token: AddedToken($0.key), id: $0.value) }
-            try tokenizer.addTokens(newTokens, source: addedTokensFile.path)
+            try tokenizer.addTokens(newTokens, source: directory.path(of: "added_tokens.json"))
         }
 
         var specialTokens: [AddedToken] = []
@@ -68,7 +68,7 @@ extension GPT2Tokenizer {
             } else {
                 token = role == .pad ? nil : AddedToken("<|endoftext|>", special: true)
             }
-            tokenizer.setRole(role, to: token?.content)
+            tokenizer[role: role] = token?.content
             specialTokens += token.map { [$0] } ?? []
         }
         for file in [config, specialTokensMap].compactMap({ $0 }) {
@@ -80,46 +80,33 @@ extension GPT2Tokenizer {
         return tokenizer
     }
 
-    /// The merge rules of a merges.txt file: one "left right" pair per line, in rank order, after
-    /// an optional "#version" header line.
-    static func mergesFile(at path: String, text: String) throws -> [NumberedMerge] {
+    /// The merge rules of a merges.txt file, one "left right" pair per line in rank order after an
+    /// optional "#version" header, and the line number of each.
+    static func mergesFile(at path: String, text: String) throws -> (merges: [(String, String)], lineNumbers: [Int]) {
         var lines = text.split(separator: "\n", omittingEmptySubsequences: false)
         if lines.last?.isEmpty == true {
             lines.removeLast()
         }
-        var merges: [NumberedMerge] = []
+        var merges: [(String, String)] = []
+        var lineNumbers: [Int] = []
         merges.reserveCapacity(lines.count)
+        lineNumbers.reserveCapacity(lines.count)
         for (index, line) in lines.enumerated() where !line.hasPrefix("#version") {
             let line = line.hasSuffix("\r") ? line.dropLast() : line
             merges.append(try mergeRule(line, location: "\(path) line \(index + 1)"))
+            lineNumbers.append(index + 1)
         }
-        return merges
+        return (merges, lineNumbers)
     }
 
-    static func mergeRule(_ text: Substring, location: String) throws -> NumberedMerge {
-        let parts = text.split(separator: " ", omittingEmptySubsequences: false)
-        guard parts.count == 2, !parts[0].isEmpty, !parts[1].isEmpty else {
-            throw TokenizerError.malformedMerge(location: location, text: String(text))
+    static func mergeRule(_ text: Substring, location: @autoclosure () -> String) throws -> (String, String) {
+        guard let space = text.utf8.firstIndex(of: UInt8(ascii: " ")),
+              space != text.startIndex, text.index(after: space) != text.endIndex,
+              !text[text.index(after: space)...].utf8.contains(UInt8(ascii: " "))
+        else {
+            throw TokenizerError.malformedMerge(location: location(), text: String(text))
         }
-        return NumberedMerge(location: location, pair: (String(parts[0]), String(parts[1])))
-    }
-
-    fileprivate func setRole(_ role: SpecialTokenRole, to token: String?) {
-        switch role {
-        case .bos: bosToken = token
-        case .eos: eosToken = token
-        case .unk: unkToken = token
-        case .pad: padToken = token
-        }
-    }
-
-    private func roleToken(_ role: SpecialTokenRole) -> String? {
-        switch role {
-        case .bos: bosToken
-        case .eos: eosToken
-        case .unk: unkToken
-        case .pad: padToken
-        }
+        return (String(text[..<space]), String(text[text.index(after: space)...]))
     }
 
     /// Saves the tokenizer in transformers' "slow" layout: `vocab.json`, `merges.txt`,
@@ -176,7 +163,7 @@ extension GPT2Tokenizer {
     private func specialTokensMapJSON() -> JSONText {
         var roles: [String: JSONText] = [:]
         for role in SpecialTokenRole.allCases {
-            guard let content = roleToken(role) else { continue }
+            guard let content = self[role: role] else { continue }
             let token = addedToken(withContent: content) ?? AddedToken(content, special: true)
             roles[role.rawValue] = .object(addedTokenFields(token))
         }
@@ -199,7 +186,7 @@ extension GPT2Tokenizer {
         ]
         // An absent role would load as GPT2Tokenizer's default, so unset roles are written as null.
         for role in SpecialTokenRole.allCases {
-            config[role.rawValue] = roleToken(role).map(JSONText.string) ?? .null
+            config[role.rawValue] = self[role: role].map(JSONText.string) ?? .null
         }
         return .object(config)
     }
@@ -242,19 +229,29 @@ private struct TokenizerDirectory {
 
     func jsonFile(_ name: String) throws -> JSONFile {
         let path = path(of: name)
-        let object: Any
-        do {
-            object = try JSONSerialization.jsonObject(with: try data(name))
-        } catch let error as TokenizerError {
-            throw error
-        } catch {
-            let reason = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String ?? error.localizedDescription
-            throw TokenizerError.malformedJSON(path: path, reason: reason)
-        }
-        guard let root = object as? [String: Any] else {
+        guard let root = try jsonObject(data(name), path: path) as? [String: Any] else {
             throw TokenizerError.malformedJSON(path: path, reason: "the top level is not an object")
         }
         return JSONFile(path: path, root: root)
+    }
+
+    private func jsonObject(_ data: Data, path: String) throws -> Any {
+        do {
+            return try JSONSerialization.jsonObject(with: data)
+        } catch {
+            let debugDescription = (error as NSError).userInfo[NSDebugDescriptionErrorKey] as? String
+            let reason = debugDescription ?? error.localizedDescription
+            throw TokenizerError.malformedJSON(path: path, reason: reason)
+        }
+    }
+
+    /// A JSON object of token ids by token, like vocab.json.
+    func tokenIDs(_ name: String) throws -> [String: Int] {
+        do {
+            return try TokenIDsJSON.parse(Array(data(name)))
+        } catch let error as TokenIDsJSON.SyntaxError {
+            throw TokenizerError.malformedJSON(path: path(of: name), reason: error.message)
+        }
     }
 
     func optionalJSONFile(_ name: String) throws -> JSONFile? {
@@ -374,18 +371,19 @@ private struct JSONFile {
         }
         let vocabulary = try integerObject(model["vocab"], at: "model.vocab")
         guard let mergeEntries = model["merges"] as? [Any] else { throw wrongType("model.merges", "a list") }
+        func location(_ index: Int) -> String { "\(path) model.merges[\(index)]" }
         let merges = try mergeEntries.enumerated().map { index, entry in
-            let location = "\(path) model.merges[\(index)]"
             switch entry {
             case let text as String:
-                return try GPT2Tokenizer.mergeRule(Substring(text), location: location)
+                return try GPT2Tokenizer.mergeRule(Substring(text), location: location(index))
             case let pair as [String] where pair.count == 2:
-                return GPT2Tokenizer.NumberedMerge(location: location, pair: (pair[0], pair[1]))
+                return (pair[0], pair[1])
             default:
-                throw TokenizerError.malformedMerge(location: location, text: "\(entry)")
+                throw TokenizerError.malformedMerge(location: location(index), text: "\(entry)")
             }
         }
-        let tokenizer = try GPT2Tokenizer(vocabulary: vocabulary, vocabularySource: path, merges: merges)
+        let tokenizer = try GPT2Tokenizer(vocabulary: vocabulary, vocabularySource: path, merges: merges,
+                                          mergeLocation: location)
         let addedTokens = try (root["added_tokens"] as? [Any] ?? []).enumerated().map { index, entry in
             let key = "added_tokens[\(index)]"
             return (token: try addedToken(entry, at: key, special: false),

@@ -80,17 +80,16 @@ public struct PreparedRun {
         guard let directory = arguments.tokenizer ?? arguments.modelNameOrPath else {
             throw TrainingError.invalidSetting("text data needs a tokenizer: give --tokenizer DIR (vocab.json and merges.txt)")
         }
-        let tokenizer = try GPT2Tokenizer.load(directory: URL(fileURLWithPath: directory))
-        let added = tokenizer.addTokens([arguments.bosToken, arguments.eosToken, arguments.padToken], special: true)
-        tokenizer.bosToken = arguments.bosToken
-        tokenizer.eosToken = arguments.eosToken
-        tokenizer.padToken = arguments.padToken
+        // As from_pretrained(dir, bos_token=..., eos_token=..., pad_token=...): the role tokens
+        // are added as special tokens after the vocabulary when it lacks them.
+        let tokenizer = try GPT2Tokenizer.load(directory: URL(fileURLWithPath: directory),
+                                               roles: [.bos: arguments.bosToken, .eos: arguments.eosToken, .pad: arguments.padToken])
         if tokenizer.count > model.config.vocabSize {
             log("resized the token embeddings from \(model.config.vocabSize) to \(tokenizer.count) for the added tokens")
             model.resizeTokenEmbeddings(to: tokenizer.count)
         }
         var config = model.config
-        (config.bosTokenID, config.eosTokenID, config.padTokenID) = (added[0], added[1], added[2])
+        (config.bosTokenID, config.eosTokenID, config.padTokenID) = (tokenizer.bosTokenID, tokenizer.eosTokenID, tokenizer.padTokenID)
         model.replaceParameters(config: config, parameters: model.parameters)
         return tokenizer
     }

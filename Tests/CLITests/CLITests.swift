@@ -91,3 +91,25 @@ let tinyModel = fixtures.appendingPathComponent("tiny-gpt2").path
     #expect(result.error.hasPrefix("gpt2-ddp info: error: ") && result.error.contains("model.safetensors: not a valid safetensors file"), "\(result.error)")
     #expect(result.error.split(separator: "\n").count == 1)
 }
+
+@Test func tokenizePrintsIdsAndDecodes() throws {
+    let tokenizer = TestPaths.sharedData.appendingPathComponent("gpt2-tokenizer").path
+    let ids = runCLI(["tokenize", "--tokenizer", tokenizer, "--text", "Hello, my dog is cute"])
+    #expect(ids.status == 0 && ids.output == "[15496, 11, 616, 3290, 318, 13779]")
+    let recipe = runCLI(["tokenize", "--tokenizer", tokenizer, "--add-token", "<|EOS|>", "--add-token", "<|pad|>",
+                         "--text", "<|endoftext|> An idea <|EOS|><|pad|>"])
+    #expect(recipe.output == "[50256, 1052, 2126, 220, 50257, 50258]")
+    let decoded = runCLI(["tokenize", "--tokenizer", tokenizer, "--decode", "--text", "[15496, 11, 616, 3290, 318, 13779]"])
+    #expect(decoded.output == "Hello, my dog is cute")
+    let directory = try TestPaths.temporaryDirectory("tokenize")
+    let records = directory.appendingPathComponent("t.jsonl").path
+    try #"{"body": "two\nlines"}"#.write(toFile: records, atomically: true, encoding: .utf8)
+    #expect(runCLI(["tokenize", "--tokenizer", tokenizer, "--file", records, "--text-field", "body"]).output == "[11545, 198, 6615]")
+    let lines = directory.appendingPathComponent("t.txt").path
+    try "a\n\nb\n".write(toFile: lines, atomically: true, encoding: .utf8)
+    #expect(runCLI(["tokenize", "--tokenizer", tokenizer, "--file", lines]).output == "[64]\n[]\n[65]", "one array per line")
+    let missing = runCLI(["tokenize", "--tokenizer", "/no/tokenizer", "--text", "x"])
+    #expect(missing.status == 1 && missing.error.contains("/no/tokenizer") && !missing.error.contains("\n"))
+    let both = runCLI(["tokenize", "--tokenizer", tokenizer, "--text", "x", "--file", lines])
+    #expect(both.status == 2 && both.error.contains("exactly one of --text and --file"))
+}
