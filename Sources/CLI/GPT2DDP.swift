@@ -8,7 +8,7 @@ protocol Command {
 /// standard error and a non-zero exit code.
 public enum GPT2DDP {
     static var commands: [any Command.Type] {
-        [ForwardBackwardCommand.self, InfoCommand.self, InitCommand.self, BenchCommand.self, TrainCommand.self, EvaluateCommand.self, TokenizeCommand.self, PlotCommand.self]
+        [ForwardBackwardCommand.self, InfoCommand.self, InitCommand.self, BenchCommand.self, TrainCommand.self, EvaluateCommand.self, TokenizeCommand.self, GenerateCommand.self, PlotCommand.self]
     }
 
     public static let usageExitCode: Int32 = 2

@@ -1,5 +1,6 @@
 import Distributed
 import Foundation
+import GPT2
 import Training
 
 #if canImport(Glibc)
@@ -52,6 +53,7 @@ enum TrainCommand: Command {
             .option("--save-steps", "N", "write a checkpoint every N steps (and at the end)", default: "500"),
             .option("--save-total-limit", "N", "keep only the newest N checkpoints (and the best)"),
             .option("--resume-from-checkpoint", "latest|DIR", "continue a run exactly from a checkpoint"),
+            .option("--sample-steps", "N", "log 3 ideas generated from the bos token every N steps (0: never)", default: "0"),
             .option("--replica-check-steps", "N", "under MPI, compare the ranks' parameter checksums every N steps (0: at start and end only)", default: "100"),
             .option("--allreduce-bucket-mb", "MB", "size of the gradient buckets reduced while backward runs", default: "25"),
             .toggle("--no-overlap", "reduce all gradients after backward instead of bucket by bucket during it"),
@@ -124,6 +126,7 @@ enum TrainCommand: Command {
         settings.saveSteps = try positiveInt(arguments, "--save-steps")
         settings.saveTotalLimit = try arguments.string("--save-total-limit").map { _ in try positiveInt(arguments, "--save-total-limit") }
         settings.resumeFromCheckpoint = arguments.string("--resume-from-checkpoint")
+        settings.sampleSteps = try arguments.int("--sample-steps")!
         settings.replicaCheckSteps = try arguments.int("--replica-check-steps")!
         settings.allreduceBucketMB = try arguments.double("--allreduce-bucket-mb")!
         guard settings.allreduceBucketMB > 0 else { throw CLIError.usage(command: spec.name, message: "--allreduce-bucket-mb must be positive") }
@@ -134,8 +137,15 @@ enum TrainCommand: Command {
             let quiet = !communicator.isMain
             let resumePath = try OutputDirectory.prepare(settings, isMain: communicator.isMain, console: console)
             try communicator.barrier()
-            let output = TrainerOutput(log: { if !quiet { console.warn($0) } }, progress: quiet ? { _ in } : progressPrinter(console))
+            var output = TrainerOutput(log: { if !quiet { console.warn($0) } }, progress: quiet ? { _ in } : progressPrinter(console))
             let run = try PreparedRun.prepare(settings, dataFile: settings.trainFile, log: output.log)
+            if let tokenizer = run.tokenizer, let bos = tokenizer.bosTokenID {
+                var sampling = GenerationSettings()
+                (sampling.maxNewTokens, sampling.eosTokenIDs, sampling.seed) = (40, Set([tokenizer.eosTokenID].compactMap { $0 }), settings.seed)
+                output.samples = { model in
+                    try model.generate(prompt: [bos], count: 3, batchSize: 3, settings: sampling).map { try tokenizer.decode($0, skipSpecialTokens: true) }
+                }
+            }
             let trainer = try Trainer(arguments: settings, model: run.model, train: run.train, validation: run.validation,
                                       collator: run.collator, communicator: communicator, tokenizerFingerprint: run.tokenizerFingerprint,
                                       output: output, extraFiles: { directory in try run.tokenizer?.save(to: URL(fileURLWithPath: directory)) })

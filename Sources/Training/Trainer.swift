@@ -8,9 +8,12 @@ import SafeTensors
 public struct TrainerOutput {
     public var log: (String) -> Void
     public var progress: (String) -> Void
-    public init(log: @escaping (String) -> Void, progress: @escaping (String) -> Void) {
+    /// A few texts the model generates now (for --sample-steps); nil when there is no tokenizer.
+    public var samples: ((GPT2Model) throws -> [String])?
+    public init(log: @escaping (String) -> Void, progress: @escaping (String) -> Void, samples: ((GPT2Model) throws -> [String])? = nil) {
         self.log = log
         self.progress = progress
+        self.samples = samples
     }
 }
 
@@ -197,6 +200,11 @@ public final class Trainer {
             if evaluateNow && state.globalStep < arguments.totalSteps { try runEvaluation() }
             if state.globalStep % arguments.saveSteps == 0 && state.globalStep < arguments.totalSteps { try saveCheckpoint() }
             if arguments.replicaCheckSteps > 0 && state.globalStep % arguments.replicaCheckSteps == 0 { try verifyReplicas() }
+            if arguments.sampleSteps > 0 && state.globalStep % arguments.sampleSteps == 0, communicator.isMain, let samples = output.samples {
+                let texts = try samples(model)
+                for text in texts { output.log("sample: \(text)") }
+                try metrics.append(["step": .number(Double(state.globalStep)), "samples": .array(texts.map { .string($0) })])
+            }
         }
         try verifyReplicas()
         if arguments.evalStrategy != .no && validation != nil { try runEvaluation() }

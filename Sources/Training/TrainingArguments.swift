@@ -44,6 +44,8 @@ public struct TrainingArguments: Codable, Sendable, Equatable {
     public var evalSteps: Int?
     public var saveSteps = 500
     public var saveTotalLimit: Int?
+    /// Log a few generated examples every N steps (0: never).
+    public var sampleSteps = 0
     public var resumeFromCheckpoint: String?
     public var overwriteOutputDir = false
 
@@ -75,7 +77,7 @@ public struct TrainingArguments: Codable, Sendable, Equatable {
         case adamEpsilon = "adam_epsilon", maxGradNorm = "max_grad_norm", lrSchedulerType = "lr_scheduler_type"
         case warmupSteps = "warmup_steps", seed, loggingSteps = "logging_steps", evalStrategy = "eval_strategy"
         case evalSteps = "eval_steps", saveSteps = "save_steps", saveTotalLimit = "save_total_limit"
-        case resumeFromCheckpoint = "resume_from_checkpoint", overwriteOutputDir = "overwrite_output_dir"
+        case sampleSteps = "sample_steps", resumeFromCheckpoint = "resume_from_checkpoint", overwriteOutputDir = "overwrite_output_dir"
         case replicaCheckSteps = "replica_check_steps", overlapAllreduce = "overlap_allreduce", allreduceBucketMB = "allreduce_bucket_mb"
         case worldSize = "world_size", totalSteps = "total_steps", resolvedWarmupSteps = "resolved_warmup_steps"
     }

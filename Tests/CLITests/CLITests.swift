@@ -113,3 +113,25 @@ let tinyModel = fixtures.appendingPathComponent("tiny-gpt2").path
     let both = runCLI(["tokenize", "--tokenizer", tokenizer, "--text", "x", "--file", lines])
     #expect(both.status == 2 && both.error.contains("exactly one of --text and --file"))
 }
+
+@Test func generatePrintsSequencesAndRefusesBadCounts() throws {
+    let json = runCLI(["generate", "--model-name-or-path", tinyModel, "--prompt-ids", "300", "--greedy", "--max-new-tokens", "30", "--json"])
+    #expect(json.status == 0, "\(json.error)")
+    #expect(json.output.hasPrefix(#"{"ids":[90,242,242,246,234,234,160,19"#), "\(json.output)")
+    let several = runCLI(["generate", "--model-name-or-path", tinyModel, "--prompt-ids", "1,2", "--num-return-sequences", "3", "--batch", "2",
+                          "--json", "--max-length", "10"])
+    #expect(several.status == 0 && several.output.split(separator: "\n").count == 3)
+    for (arguments, message) in [(["--num-return-sequences", "0"], "--num-return-sequences must be a positive integer"),
+                                 (["--max-new-tokens", "-3"], "--max-new-tokens must be positive"),
+                                 (["--top-p", "1.5"], "--top-p must be in (0, 1]"),
+                                 (["--prompt-ids", "1,x"], "--prompt-ids expects comma-separated integers")] {
+        let prompt = arguments.contains("--prompt-ids") ? [] : ["--prompt-ids", "1"]
+        let result = runCLI(["generate", "--model-name-or-path", tinyModel, "--json"] + prompt + arguments)
+        #expect(result.status == 2 && result.error.contains(message), "\(arguments): \(result.error)")
+    }
+    let long = runCLI(["generate", "--model-name-or-path", tinyModel, "--json", "--prompt-ids", Array(repeating: "1", count: 40).joined(separator: ",")])
+    #expect(long.status == 1 && long.error.contains("context (n_positions) is 32"))
+    let empty = try TestPaths.temporaryDirectory("generate")
+    let noWeights = runCLI(["generate", "--model-name-or-path", empty.path, "--prompt-ids", "1", "--json"])
+    #expect(noWeights.status == 1 && noWeights.error.contains("config.json: no such file"), "\(noWeights.error)")
+}

@@ -1,0 +1,99 @@
+/// Incremental decoding: the keys and values of every layer are kept for the tokens seen so far,
+/// so each new token costs one row through the model. Memory is allocated once, for `batchSize`
+/// sequences of up to `capacity` tokens.
+public final class InferenceSession {
+    public let model: GPT2Model
+    public let batchSize: Int
+    public let capacity: Int
+    /// Tokens already in the cache, the same for every sequence.
+    public private(set) var length = 0
+    private let keys: FloatBuffer, values: FloatBuffer  // [L, B, capacity, C] each
+    private let hidden, normed, qkv, attentionOut, fc, fcGelu, scores: FloatBuffer
+    private let mean, rstd, lastHidden, lastLogits: FloatBuffer
+
+    public init(model: GPT2Model, batchSize: Int, capacity: Int) {
+        precondition(batchSize > 0 && capacity > 0 && capacity <= model.config.nPositions)
+        let config = model.config
+        let (C, L, I, V) = (config.nEmbd, config.nLayer, config.innerSize, config.vocabSize)
+        let rows = batchSize * capacity
+        self.model = model
+        self.batchSize = batchSize
+        self.capacity = capacity
+        keys = FloatBuffer(count: L * rows * C)
+        values = FloatBuffer(count: L * rows * C)
+        hidden = FloatBuffer(count: rows * C)
+        normed = FloatBuffer(count: rows * C)
+        qkv = FloatBuffer(count: rows * 3 * C)
+        attentionOut = FloatBuffer(count: rows * C)
+        fc = FloatBuffer(count: rows * I)
+        fcGelu = FloatBuffer(count: rows * I)
+        scores = FloatBuffer(count: capacity)
+        mean = FloatBuffer(count: rows)
+        rstd = FloatBuffer(count: rows)
+        lastHidden = FloatBuffer(count: batchSize * C)
+        lastLogits = FloatBuffer(count: batchSize * V)
+    }
+
+    public func reset() { length = 0 }
+
+    /// Feeds `tokens[b]` (the same count for every sequence: the whole prompt first, then one
+    /// token per step) and returns the logits [B, V] after each sequence's last new token.
+    public func append(_ tokens: [[Int32]]) -> UnsafeBufferPointer<Float> {
+        let config = model.config
+        let (C, L, NH, V, I) = (config.nEmbd, config.nLayer, config.nHead, config.vocabSize, config.innerSize)
+        let (B, n) = (batchSize, tokens[0].count)
+        precondition(tokens.count == B && tokens.allSatisfy { $0.count == n } && n > 0, "one equal-length row per sequence")
+        precondition(length + n <= capacity, "the cache holds \(capacity) tokens")
+        let rows = B * n
+        let p = model.parameters.pointer
+        let layout = model.layout
+        let epsilon = Float(config.layerNormEpsilon)
+        let scale: Float = config.scaleAttentionWeights ? 1 / Float(config.headSize).squareRoot() : 1
+
+        for b in 0..<B {
+            for i in 0..<n {
+                let row = hidden.pointer + (b * n + i) * C
+                let token = p + layout.tokenEmbedding + Int(tokens[b][i]) * C
+                let position = p + layout.positionEmbedding + (length + i) * C
+                for c in 0..<C { row[c] = token[c] + position[c] }
+            }
+        }
+        for l in 0..<L {
+            let w = layout.blocks[l]
+            Kernels.layerNormForward(out: normed.pointer, mean: mean.pointer, rstd: rstd.pointer, inp: hidden.pointer,
+                                     weight: p + w.ln1Weight, bias: p + w.ln1Bias, rows: rows, channels: C, epsilon: epsilon)
+            Kernels.linearForward(out: qkv.pointer, inp: normed.pointer, weight: p + w.attentionWeight, bias: p + w.attentionBias,
+                                  rows: rows, inFeatures: C, outFeatures: 3 * C)
+            let layerKeys = keys.pointer + l * B * capacity * C, layerValues = values.pointer + l * B * capacity * C
+            for b in 0..<B {
+                for i in 0..<n {
+                    let source = qkv.pointer + (b * n + i) * 3 * C
+                    (layerKeys + (b * capacity + length + i) * C).update(from: source + C, count: C)
+                    (layerValues + (b * capacity + length + i) * C).update(from: source + 2 * C, count: C)
+                }
+            }
+            Kernels.cachedAttentionForward(out: attentionOut.pointer, qkv: qkv.pointer, keys: layerKeys, values: layerValues,
+                                           scratch: scores.pointer, batch: B, newTokens: n, pastLength: length, capacity: capacity,
+                                           channels: C, heads: NH, scale: scale)
+            // The residual stream: hidden += proj(attention); hidden += mlp(ln2(hidden)).
+            Kernels.linearForward(out: normed.pointer, inp: attentionOut.pointer, weight: p + w.attentionProjectionWeight,
+                                  bias: p + w.attentionProjectionBias, rows: rows, inFeatures: C, outFeatures: C)
+            Kernels.residualAdd(out: hidden.pointer, inp: normed.pointer, count: rows * C)
+            Kernels.layerNormForward(out: normed.pointer, mean: mean.pointer, rstd: rstd.pointer, inp: hidden.pointer,
+                                     weight: p + w.ln2Weight, bias: p + w.ln2Bias, rows: rows, channels: C, epsilon: epsilon)
+            Kernels.linearForward(out: fc.pointer, inp: normed.pointer, weight: p + w.fcWeight, bias: p + w.fcBias,
+                                  rows: rows, inFeatures: C, outFeatures: I)
+            Kernels.geluForward(out: fcGelu.pointer, inp: fc.pointer, count: rows * I)
+            Kernels.linearForward(out: normed.pointer, inp: fcGelu.pointer, weight: p + w.fcProjectionWeight,
+                                  bias: p + w.fcProjectionBias, rows: rows, inFeatures: I, outFeatures: C)
+            Kernels.residualAdd(out: hidden.pointer, inp: normed.pointer, count: rows * C)
+        }
+        // Only each sequence's last position needs logits.
+        for b in 0..<B { (lastHidden.pointer + b * C).update(from: hidden.pointer + (b * n + n - 1) * C, count: C) }
+        Kernels.layerNormForward(out: normed.pointer, mean: mean.pointer, rstd: rstd.pointer, inp: lastHidden.pointer,
+                                 weight: p + layout.finalNormWeight, bias: p + layout.finalNormBias, rows: B, channels: C, epsilon: epsilon)
+        Kernels.matmul(lastLogits.pointer, normed.pointer, p + layout.tokenEmbedding, m: B, n: V, k: C, transposeB: true)
+        length += n
+        return UnsafeBufferPointer(start: lastLogits.pointer, count: B * V)
+    }
+}

@@ -1,0 +1,99 @@
+import Foundation
+import GPT2
+import Testing
+import TestSupport
+
+struct GreedyCase: Decodable {
+    let prompt: [Int]
+    let settings: [String: Double]
+    let new_ids: [Int]
+
+    var generationSettings: GenerationSettings {
+        var result = GenerationSettings()
+        result.greedy = true
+        result.maxNewTokens = Int(settings["max_new_tokens"]!)
+        result.minNewTokens = Int(settings["min_new_tokens"] ?? 0)
+        result.repetitionPenalty = settings["repetition_penalty"] ?? 1
+        result.noRepeatNgramSize = Int(settings["no_repeat_ngram_size"] ?? 0)
+        result.eosTokenIDs = [300]
+        return result
+    }
+}
+
+let greedyCases = try! JSONDecoder().decode([GreedyCase].self, from: Data(contentsOf: TestPaths.modelFixtures.appendingPathComponent("greedy.json")))
+
+@Test(arguments: greedyCases.indices)
+func greedyDecodingMatchesTransformersGenerate(index: Int) throws {
+    let (model, _) = try GPT2Model.load(directory: tinyModelDirectory.path)
+    let testCase = greedyCases[index]
+    let cached = try model.generate(prompt: testCase.prompt, count: 2, batchSize: 2, settings: testCase.generationSettings)
+    #expect(cached[0] == testCase.new_ids && cached[1] == testCase.new_ids)
+
+    // Without the cache: the whole sequence through the training forward pass at every step.
+    var sampler = Sampler(settings: testCase.generationSettings)
+    var sequence = testCase.prompt
+    var uncached: [Int] = []
+    for _ in 0..<testCase.generationSettings.maxNewTokens {
+        try model.forward(try Batch(inputIDs: [sequence]))
+        let V = model.config.vocabSize
+        let last = UnsafeBufferPointer(rebasing: model.logits[((sequence.count - 1) * V)..<(sequence.count * V)])
+        let token = sampler.next(last, history: sequence, newCount: uncached.count)
+        uncached.append(token)
+        sequence.append(token)
+        if token == 300 { break }
+    }
+    #expect(uncached == cached[0])
+}
+
+@Test func samplingIsSeededAndTopKOneIsGreedy() throws {
+    let (model, _) = try GPT2Model.load(directory: tinyModelDirectory.path)
+    var settings = GenerationSettings()
+    settings.maxNewTokens = 12
+    settings.seed = 9
+    let first = try model.generate(prompt: [5, 6], count: 3, batchSize: 2, settings: settings)
+    #expect(try model.generate(prompt: [5, 6], count: 3, batchSize: 3, settings: settings) == first, "the same seed, the same texts")
+    settings.seed = 10
+    #expect(try model.generate(prompt: [5, 6], count: 3, batchSize: 2, settings: settings) != first)
+    settings.topK = 1
+    var greedy = settings
+    greedy.greedy = true
+    #expect(try model.generate(prompt: [5, 6], count: 1, batchSize: 1, settings: settings) == model.generate(prompt: [5, 6], count: 1, batchSize: 1, settings: greedy))
+}
+
+@Test func processorsAndWarpersBehaveAsSpecified() {
+    var settings = GenerationSettings()
+    settings.topK = 0
+    func processed(_ logits: [Float], history: [Int] = [], newCount: Int = 5, _ change: (inout GenerationSettings) -> Void) -> [Float] {
+        var copy = settings
+        change(&copy)
+        var values = logits
+        Sampler(settings: copy).process(&values, history: history, newCount: newCount)
+        return values
+    }
+    // Temperature divides; top-k keeps the k largest (ties included).
+    #expect(processed([2, 4, -6]) { $0.temperature = 2 } == [1, 2, -3])
+    #expect(processed([1, 3, 3, 2]) { $0.topK = 2 } == [-.infinity, 3, 3, -.infinity])
+    // Top-p: probabilities ~[0.665, 0.245, 0.090] for logits [2, 1, 0]; 0.7 keeps the first two.
+    #expect(processed([2, 1, 0]) { $0.topP = 0.7 } == [2, 1, -.infinity])
+    #expect(processed([2, 1, 0]) { $0.topP = 0.5 } == [2, -.infinity, -.infinity], "the most likely token always stays")
+    // Repetition penalty divides positive and multiplies negative logits of seen tokens.
+    #expect(processed([2, -2, 1], history: [0, 1, 1]) { $0.repetitionPenalty = 2 } == [1, -4, 1])
+    // No repeated bigram: after "3 4 ... 3", 4 is banned.
+    #expect(processed([0, 0, 0, 0, 0], history: [3, 4, 1, 3]) { $0.noRepeatNgramSize = 2 } == [0, 0, 0, 0, -.infinity])
+    // The end-of-sequence token waits for the minimum length.
+    #expect(processed([0, 5], newCount: 1) { $0.minNewTokens = 2; $0.eosTokenIDs = [1] } == [0, -.infinity])
+    #expect(processed([0, 5], newCount: 2) { $0.minNewTokens = 2; $0.eosTokenIDs = [1] } == [0, 5])
+}
+
+@Test func generationRefusesPromptsItCannotRun() throws {
+    let (model, _) = try GPT2Model.load(directory: tinyModelDirectory.path)
+    let settings = GenerationSettings()
+    #expect(throws: ModelError.self) { try model.generate(prompt: [], count: 1, batchSize: 1, settings: settings) }
+    #expect(throws: ModelError.self) { try model.generate(prompt: Array(repeating: 1, count: 32), count: 1, batchSize: 1, settings: settings) }
+    #expect(throws: ModelError.self) { try model.generate(prompt: [301], count: 1, batchSize: 1, settings: settings) }
+    // A prompt near the context length stops where the positions run out, without a trap.
+    var long = settings
+    long.maxNewTokens = 50
+    long.stopAtEOS = false
+    #expect(try model.generate(prompt: Array(repeating: 1, count: 28), count: 1, batchSize: 1, settings: long)[0].count == 4)
+}
