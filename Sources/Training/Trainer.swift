@@ -222,6 +222,19 @@ public final class Trainer {
 
     private func logStart() {
         let examples = loader.dataset.count
+        // What padding costs: the share of the first epoch's batch tokens that are padding.
+        var real = 0, padded = 0
+        for step in 0..<loader.stepsPerEpoch {
+            for rank in 0..<communicator.size {
+                for batch in loader.microBatches(step: step, rank: rank).compactMap({ $0 }) {
+                    padded += batch.inputIDs.count
+                    real += batch.attentionMask?.reduce(0) { $0 + Int($1) } ?? batch.inputIDs.count
+                }
+            }
+        }
+        output.log(String(format: "padding: %.1f%% of the tokens in an epoch's batches are padding (%d of %d)%@",
+                          100 * Double(padded - real) / Double(max(padded, 1)), padded - real, padded,
+                          arguments.packing ? "; packing into full blocks drops only the last partial block" : "; --packing would avoid it"))
         output.log("training \(examples) examples (\(loader.dataset.tokenCount) tokens) for \(arguments.totalSteps) steps: "
             + "\(loader.stepsPerEpoch) steps per epoch, global batch \(loader.globalBatchSize) = \(communicator.size) rank(s) x "
             + "\(arguments.perDeviceTrainBatchSize) x \(arguments.gradientAccumulationSteps) accumulation, warmup \(arguments.resolvedWarmupSteps)")
