@@ -134,4 +134,28 @@ import Training
         #expect(try Checkpoint.readState(last.path).state.globalStep == last.step)
         _ = try GPT2Model.load(directory: last.path)
     }
+
+    @Test(.enabled(if: getuid() == 0 && FileManager.default.isExecutableFile(atPath: "/usr/sbin/sshd"),
+                   "needs root and openssh-server (.ci/run installs it)"))
+    func twoHostsInNetworkNamespacesTrainLikeOneProcess() throws {
+        let data = try sampleOfIdeas(from: 3900, count: 80, name: "ideas.txt")
+        let config = try microConfig()
+        let root = try TestPaths.temporaryDirectory("rehearsal")
+        let arguments = ["train", "--model-config", config, "--tokenizer", tokenizerDirectory, "--train-file", data, "--validation-split", "0",
+                         "--max-steps", "6", "--logging-steps", "1", "--learning-rate", "3e-3", "--seed", "2"]
+        let single = try runProcess(TestPaths.executable, arguments + ["--per-device-train-batch-size", "8", "--output-dir", root.appendingPathComponent("one").path])
+        try #require(single.status == 0)
+        let script = TestPaths.packageRoot.appendingPathComponent("launch/rehearse-cluster")
+        let cluster = try runProcess(URL(fileURLWithPath: "/bin/bash"), [script.path] + arguments + ["--per-device-train-batch-size", "4",
+                                                                                               "--output-dir", root.appendingPathComponent("two").path],
+                                     environment: ["GPT2_DDP": TestPaths.executable.path])
+        if cluster.status == 77 {
+            print("twoHostsInNetworkNamespacesTrainLikeOneProcess: \(cluster.error)")  // this machine cannot host the rehearsal
+            return
+        }
+        try #require(cluster.status == 0, "\(cluster.error)")
+        let (a, b) = (try Self.losses(root.appendingPathComponent("one")), try Self.losses(root.appendingPathComponent("two")))
+        #expect(a.count == 6 && b.count == 6)
+        for (x, y) in zip(a, b) { #expect(abs(x - y) / x < 1e-5) }
+    }
 }
