@@ -18,7 +18,7 @@ let package = Package(
         // Its tests check internals (the merge algorithms, the character tables) with @testable,
         // which a release build allows only for modules compiled for testing.
         .target(name: "Tokenizer", swiftSettings: [.unsafeFlags(["-enable-testing"], .when(configuration: .release))]),
-        .target(name: "Data", dependencies: ["GPT2"]),
+        .target(name: "Data", dependencies: ["GPT2", "SafeTensors"]),
         .systemLibrary(name: "CMPI", pkgConfig: "ompi", providers: [.apt(["libopenmpi-dev"])]),
         .target(name: "Distributed", dependencies: ["CMPI"]),
         .target(name: "Training", dependencies: ["GPT2", "Data", "Distributed", "SafeTensors", "Tokenizer"], swiftSettings: numericSettings),

@@ -33,6 +33,7 @@ enum TrainCommand: Command {
             .option("--validation-file", "FILE", "validation data; without it --validation-split holds out part of the training file"),
             .option("--validation-split", "FRACTION", "share held out for validation when no validation file is given (0 = none)", default: "0.2"),
             .toggle("--packing", "concatenate examples into full blocks instead of padding each batch"),
+            .option("--cache-dir", "DIR", "where tokenized data is cached, keyed by file and tokenizer (default: OUTPUT/.cache)"),
             .option("--output-dir", "DIR", "where checkpoints, metrics.jsonl, loss.svg and the final model go"),
             .toggle("--overwrite-output-dir", "start afresh in an output dir that holds an earlier run (its checkpoints and metrics are removed)"),
             .option("--per-device-train-batch-size", "N", "examples per micro-batch on each rank", default: "8"),
@@ -98,6 +99,7 @@ enum TrainCommand: Command {
         settings.validationSplit = try arguments.double("--validation-split")!
         guard (0..<1).contains(settings.validationSplit) else { throw CLIError.usage(command: spec.name, message: "--validation-split must be in [0, 1)") }
         settings.packing = arguments.isSet("--packing")
+        settings.cacheDir = arguments.string("--cache-dir")
         settings.overwriteOutputDir = arguments.isSet("--overwrite-output-dir")
         settings.perDeviceTrainBatchSize = try positiveInt(arguments, "--per-device-train-batch-size")
         settings.gradientAccumulationSteps = try positiveInt(arguments, "--gradient-accumulation-steps")
@@ -138,7 +140,7 @@ enum TrainCommand: Command {
             let resumePath = try OutputDirectory.prepare(settings, isMain: communicator.isMain, console: console)
             try communicator.barrier()
             var output = TrainerOutput(log: { if !quiet { console.warn($0) } }, progress: quiet ? { _ in } : progressPrinter(console))
-            let run = try PreparedRun.prepare(settings, dataFile: settings.trainFile, log: output.log)
+            let run = try PreparedRun.prepare(settings, dataFile: settings.trainFile, isMain: communicator.isMain, log: output.log)
             if let tokenizer = run.tokenizer, let bos = tokenizer.bosTokenID {
                 var sampling = GenerationSettings()
                 (sampling.maxNewTokens, sampling.eosTokenIDs, sampling.seed) = (40, Set([tokenizer.eosTokenID].compactMap { $0 }), settings.seed)

@@ -16,7 +16,8 @@ public struct PreparedRun {
 
     /// Loads or initialises the model; `validationRequired` makes a missing validation set an error
     /// (evaluation), otherwise the validation split applies (0 = none).
-    public static func prepare(_ arguments: TrainingArguments, dataFile: String, validationRequired: Bool = false,
+    /// Only `isMain` writes the token cache.
+    public static func prepare(_ arguments: TrainingArguments, dataFile: String, validationRequired: Bool = false, isMain: Bool = true,
                                log: (String) -> Void) throws -> PreparedRun {
         let model: GPT2Model
         if let path = arguments.modelNameOrPath {
@@ -44,7 +45,17 @@ public struct PreparedRun {
             case let .texts(texts):
                 let loaded = try tokenizer ?? loadTokenizer(arguments, model: model, log: log)
                 tokenizer = loaded
-                return Dataset.encode(texts, template: template, blockSize: blockSize, encode: loaded.encode)
+                let cacheDir = arguments.cacheDir ?? (arguments.outputDir.isEmpty ? nil : URL(fileURLWithPath: arguments.outputDir).appendingPathComponent(".cache").path)
+                guard let cacheDir else { return Dataset.encode(texts, template: template, blockSize: blockSize, encode: loaded.encode) }
+                let settings = [fingerprint(of: loaded), template, String(blockSize), arguments.textColumn, arguments.textField].joined(separator: "\u{1}")
+                let cachePath = URL(fileURLWithPath: cacheDir).appendingPathComponent(try TokenCache.fileName(dataPath: path, settings: settings)).path
+                if let cached = TokenCache.load(path: cachePath) {
+                    log("read \(cached.count) tokenized examples from the cache \(cachePath)")
+                    return Dataset.truncating(cached, blockSize: blockSize)
+                }
+                let dataset = Dataset.encode(texts, template: template, blockSize: blockSize, encode: loaded.encode)
+                if isMain { try TokenCache.store(dataset.examples, path: cachePath) }
+                return dataset
             }
         }
         var dataset = try readDataset(dataFile)
@@ -69,9 +80,14 @@ public struct PreparedRun {
         guard let padID = model.config.padTokenID ?? model.config.eosTokenID else {
             throw TrainingError.invalidSetting("the model config has neither pad_token_id nor eos_token_id to pad with")
         }
-        let fingerprint = tokenizer.map { t in "\(t.count):" + t.addedTokens.map { "\($0.id)=\($0.token.content)" }.joined(separator: ",") } ?? "pretokenized"
+        let tokenizerFingerprint = tokenizer.map(fingerprint(of:)) ?? "pretokenized"
         return PreparedRun(model: model, tokenizer: tokenizer, train: dataset, validation: validation,
-                           collator: Collator(padTokenID: Int32(padID)), tokenizerFingerprint: fingerprint)
+                           collator: Collator(padTokenID: Int32(padID)), tokenizerFingerprint: tokenizerFingerprint)
+    }
+
+    /// The vocabulary size and the added tokens: what decides the ids a tokenizer gives.
+    static func fingerprint(of tokenizer: GPT2Tokenizer) -> String {
+        "\(tokenizer.count):" + tokenizer.addedTokens.map { "\($0.id)=\($0.token.content)" }.joined(separator: ",")
     }
 
     /// The tokenizer with the recipe's special tokens added; the model's embeddings grow to match

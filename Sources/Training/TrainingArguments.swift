@@ -20,6 +20,8 @@ public struct TrainingArguments: Codable, Sendable, Equatable {
     /// nil: the model's n_positions.
     public var blockSize: Int?
     public var packing = false
+    /// Where tokenized data is cached (nil: OUTPUT/.cache; evaluation without it caches nothing).
+    public var cacheDir: String?
 
     // Optimisation.
     public var perDeviceTrainBatchSize = 8
@@ -70,7 +72,7 @@ public struct TrainingArguments: Codable, Sendable, Equatable {
         case outputDir = "output_dir", modelNameOrPath = "model_name_or_path", modelConfig = "model_config", tokenizer
         case trainFile = "train_file", validationFile = "validation_file", validationSplit = "validation_split"
         case textColumn = "text_column", textField = "text_field", template, bosToken = "bos_token", eosToken = "eos_token"
-        case padToken = "pad_token", blockSize = "block_size", packing
+        case padToken = "pad_token", blockSize = "block_size", packing, cacheDir = "cache_dir"
         case perDeviceTrainBatchSize = "per_device_train_batch_size", perDeviceEvalBatchSize = "per_device_eval_batch_size"
         case gradientAccumulationSteps = "gradient_accumulation_steps", numTrainEpochs = "num_train_epochs", maxSteps = "max_steps"
         case learningRate = "learning_rate", weightDecay = "weight_decay", adamBeta1 = "adam_beta1", adamBeta2 = "adam_beta2"

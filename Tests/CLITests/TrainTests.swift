@@ -184,4 +184,7 @@ func sampleOfIdeas(from start: Int, count: Int, name: String) throws -> String {
     let again = runCLI(arguments)
     #expect(again.status == 1 && again.error.contains("holds an earlier run"))
     #expect(FileManager.default.fileExists(atPath: output.appendingPathComponent("metrics.jsonl").path))
+    // Starting afresh reads the tokenized data from the cache the first run left.
+    let afresh = runCLI(arguments + ["--overwrite-output-dir"])
+    #expect(afresh.status == 0 && afresh.error.contains("tokenized examples from the cache"), "\(afresh.error)")
 }

@@ -102,3 +102,18 @@ func writeData(_ content: String, _ name: String) throws -> String {
     #expect(dataset.split(validationFraction: 0.2, seed: 1).validation == validation)
     #expect(dataset.split(validationFraction: 0.2, seed: 2).validation != validation)
 }
+
+@Test func tokenCacheRoundTripsAndRejectsPartialFiles() throws {
+    let directory = try TestPaths.temporaryDirectory("cache")
+    let data = try writeData("one\ntwo\n", "ideas.txt")
+    let name = try TokenCache.fileName(dataPath: data, settings: "tokenizer A")
+    #expect(name != (try TokenCache.fileName(dataPath: data, settings: "tokenizer B")), "another tokenizer, another cache")
+    let path = directory.appendingPathComponent(name).path
+    let examples = [TokenizedExample(inputIDs: [1, 2, 3]), TokenizedExample(inputIDs: [50258]), TokenizedExample(inputIDs: [])]
+    try TokenCache.store(examples, path: path)
+    #expect(TokenCache.load(path: path) == examples)
+    let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
+    try bytes.prefix(bytes.count - 2).write(to: URL(fileURLWithPath: path))
+    #expect(TokenCache.load(path: path) == nil, "a truncated cache is not used")
+    #expect(TokenCache.load(path: directory.appendingPathComponent("missing.bin").path) == nil)
+}
