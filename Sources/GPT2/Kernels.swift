@@ -158,12 +158,12 @@ public enum Kernels {
                 let head = AttentionHead(qkv: qkv + b * T * 3 * C + h * hs, channels: C)
                 let weights = att + pair * T * T
                 // scores = q·kᵀ, then the masked, scaled softmax of each row; y = weights·v.
-                MatrixMultiply.multiply(m: T, n: T, k: hs, a: head.q, b: head.k.transposed, c: weights, ldc: T, start: .zero, parallel: false)
+                MatrixMultiply.multiply(m: T, n: T, k: hs, a: head.q, b: head.k.transposed, c: weights, ldc: T, start: .zero, threads: 1)
                 for t in 0..<T {
                     causalSoftmax(weights + t * T, visible: t + 1, length: T, keyMask: keyMask.map { $0 + b * T }, scale: scale)
                 }
                 MatrixMultiply.multiply(m: T, n: hs, k: T, a: .rowMajor(weights, leadingDimension: T, transposed: false), b: head.v,
-                                        c: out + b * T * C + h * hs, ldc: C, start: .zero, parallel: false)
+                                        c: out + b * T * C + h * hs, ldc: C, start: .zero, threads: 1)
             }
         }
     }
@@ -212,9 +212,9 @@ public enum Kernels {
                     let weights = StridedMatrix.rowMajor(att + pair * T * T, leadingDimension: T, transposed: false)
                     let dy = StridedMatrix.rowMajor(dout + b * T * C + h * hs, leadingDimension: C, transposed: false)
                     // Through y = weights·v: ∂weights = dy·vᵀ and ∂v += weightsᵀ·dy.
-                    MatrixMultiply.multiply(m: T, n: T, k: hs, a: dy, b: head.v.transposed, c: dScores, ldc: T, start: .zero, parallel: false)
+                    MatrixMultiply.multiply(m: T, n: T, k: hs, a: dy, b: head.v.transposed, c: dScores, ldc: T, start: .zero, threads: 1)
                     MatrixMultiply.multiply(m: T, n: hs, k: T, a: weights.transposed, b: dy, c: dHead + 2 * C, ldc: 3 * C,
-                                            start: .accumulate, parallel: false)
+                                            start: .accumulate, threads: 1)
                     // Through the softmax: ∂score = w·(∂w - Σ w·∂w)·scale (0 where w is 0, past the diagonal too).
                     for t in 0..<T {
                         let w = weights.base + t * T, d = dScores + t * T
@@ -228,9 +228,9 @@ public enum Kernels {
                     // Through score = q·kᵀ: ∂q += ∂score·k, ∂k += ∂scoreᵀ·q.
                     let dScoreMatrix = StridedMatrix.rowMajor(dScores, leadingDimension: T, transposed: false)
                     MatrixMultiply.multiply(m: T, n: hs, k: T, a: dScoreMatrix, b: head.k, c: dHead, ldc: 3 * C,
-                                            start: .accumulate, parallel: false)
+                                            start: .accumulate, threads: 1)
                     MatrixMultiply.multiply(m: T, n: hs, k: T, a: dScoreMatrix.transposed, b: head.q, c: dHead + C, ldc: 3 * C,
-                                            start: .accumulate, parallel: false)
+                                            start: .accumulate, threads: 1)
                 }
             }
         }

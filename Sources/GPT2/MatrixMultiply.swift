@@ -45,10 +45,11 @@ enum MatrixMultiply {
     static let kc = 256
     static let nc = 768
 
-    /// `parallel: false` keeps the product on the calling thread (for callers that are already
-    /// one part of a parallel region).
+    /// Splits the product over `threads` threads, or, when nil, over as many of `Kernels.threadCount`
+    /// as give each at least a million multiply-adds (less is not worth waking a thread for).
+    /// Callers that are already one part of a parallel region pass 1.
     static func multiply(m: Int, n: Int, k: Int, a: StridedMatrix, b: StridedMatrix,
-                         c: UnsafeMutablePointer<Float>, ldc: Int, start: MatrixMultiplyStart, parallel: Bool = true) {
+                         c: UnsafeMutablePointer<Float>, ldc: Int, start: MatrixMultiplyStart, threads: Int? = nil) {
         guard m > 0, n > 0 else { return }
         guard k > 0 else {
             for i in 0..<m { fill(c + i * ldc, count: n, start: start) }
@@ -56,10 +57,9 @@ enum MatrixMultiply {
         }
         // Each thread computes a block of C on its own (its own packing, no synchronisation),
         // splitting the longer side so that the operand every thread packs whole is the smaller.
-        let threads = parallel ? Kernels.threadCount : 1
         let splitColumns = n >= m
         let tiles = splitColumns ? (n + nr - 1) / nr : (m + mr - 1) / mr
-        let parts = max(1, min(threads, tiles, (m * n * k) >> 20))
+        let parts = max(1, min(threads ?? min(Kernels.threadCount, (m * n * k) >> 20), tiles))
         Kernels.parallel(parts: parts) { part in
             let share = Kernels.split(tiles, parts: parts, part: part)
             if splitColumns {

@@ -6,7 +6,7 @@ extension Kernels {
     /// with the kernels' own compiler settings. This is the ceiling the matrix multiplication is
     /// measured against; it equals FMA units × lanes × 2 × the clock the core actually runs at.
     public static func measureCorePeakGFLOPS(seconds: Double = 0.2) -> Double {
-        let iterations = 1 << 20
+        let iterations = 1 << 16
         var best = 0.0
         let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(seconds * 1e9)
         repeat {

@@ -54,7 +54,8 @@ func forEachChunk(_ range: Range<Int>, _ body: (Int, Int) -> Void) {
 func maximum16(_ a: SIMD16<Float>, _ b: SIMD16<Float>) -> SIMD16<Float> { a.replacing(with: b, where: b .> a) }
 
 /// eˣ to about 2 ulp (Cephes' expf: x = n·ln2 + r with |r| ≤ ln2/2, a degree-7 polynomial in r,
-/// then 2ⁿ through the exponent bits). 0 below -87.3 (so e^-∞ = 0), infinity above 88.72.
+/// then 2ⁿ through the exponent bits). 0 below -87.3 (so e^-∞ = 0); infinity from 88.38 on (a
+/// little early: eˣ overflows Float at 88.72), which softmax and σ never come near.
 /// Written with operations that map to single vector instructions: the stdlib's `clamped`,
 /// `pointwiseMin` and float-to-integer conversions compile to per-lane code.
 @inline(__always)
