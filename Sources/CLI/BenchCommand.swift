@@ -26,6 +26,8 @@ enum BenchCommand: Command {
         let seed = UInt64(try arguments.int("--seed")!)
         let json = arguments.isSet("--json")
         let singleConfiguration = ["--model-config", "--batch-size", "--seq-len", "--num-threads"].contains { arguments.string($0) != nil }
+        let savedThreadCount = Kernels.threadCount
+        defer { Kernels.threadCount = savedThreadCount }
         let corePeak = Kernels.measureCorePeakGFLOPS()
         let report = Report(console: console, json: json, corePeak: corePeak)
         report.peak()
