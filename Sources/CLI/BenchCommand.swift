@@ -1,52 +1,198 @@
 import Foundation
 import GPT2
 
-/// Times training steps of a randomly initialised model on random tokens.
+/// Times the matrix multiplications of GPT-2 124M and training steps of a randomly initialised
+/// model on random tokens, against the measured peak of the cores used.
 enum BenchCommand: Command {
     static let spec = CommandSpec(
         name: "bench",
-        summary: "Time training steps (forward and backward) of a random model: ms/step, tokens/s, GFLOP/s. Use a release build.",
+        summary: "Time GPT-2's matrix multiplications and training steps (forward and backward) of a random model: "
+            + "ms, tokens/s, GFLOP/s, fraction of peak. Without --model-config, --batch-size, --seq-len or --num-threads "
+            + "it runs the full table. Use a release build.",
         flags: [
-            InitCommand.modelConfigFlag,
-            .option("--batch-size", "B", "sequences per step", default: "4"),
-            .option("--seq-len", "T", "tokens per sequence", default: "64"),
-            .option("--steps", "N", "timed steps (after one untimed warm-up step)", default: "5"),
+            .option("--model-config", "NAME|FILE", "time one training step configuration of this preset or config.json (default gpt2)"),
+            .option("--batch-size", "B", "sequences per step (default 4)"),
+            .option("--seq-len", "T", "tokens per sequence (default 64)"),
+            .option("--num-threads", "N", "threads (default: the cores this process may run on, \(Kernels.availableCoreCount))"),
+            .option("--steps", "N", "timed repetitions of each measurement, after one untimed warm-up", default: "5"),
             .option("--seed", "N", "seed for the weights and tokens", default: "1"),
-            .toggle("--json", "print one JSON object per configuration"),
+            .toggle("--matmul", "only the matrix multiplication table"),
+            .toggle("--json", "print one JSON object per measurement"),
         ])
 
     static func run(_ arguments: ParsedArguments, console: Console) throws {
-        let config = try InitCommand.resolveConfig(arguments)
-        let B = try arguments.int("--batch-size")!, T = try arguments.int("--seq-len")!, steps = try arguments.int("--steps")!
+        let steps = try arguments.int("--steps")!
+        guard steps > 0 else { throw CLIError.usage(command: spec.name, message: "--steps must be positive") }
         let seed = UInt64(try arguments.int("--seed")!)
-        guard B > 0, T > 1, T <= config.nPositions, steps > 0 else {
-            throw CLIError.usage(command: spec.name, message: "need --batch-size > 0, 1 < --seq-len <= n_positions (\(config.nPositions)) and --steps > 0")
+        let json = arguments.isSet("--json")
+        let singleConfiguration = ["--model-config", "--batch-size", "--seq-len", "--num-threads"].contains { arguments.string($0) != nil }
+        let savedThreadCount = Kernels.threadCount
+        defer { Kernels.threadCount = savedThreadCount }
+        let corePeak = Kernels.measureCorePeakGFLOPS()
+        let report = Report(console: console, json: json, corePeak: corePeak)
+        report.peak()
+
+        if singleConfiguration {
+            let threads = try arguments.int("--num-threads") ?? Kernels.availableCoreCount
+            guard threads > 0 else { throw CLIError.usage(command: spec.name, message: "--num-threads must be positive") }
+            var modelArguments = arguments
+            modelArguments.values["--model-config"] = [arguments.string("--model-config") ?? "gpt2"]
+            let config = try InitCommand.resolveConfig(modelArguments)
+            let B = try arguments.int("--batch-size") ?? 4, T = try arguments.int("--seq-len") ?? 64
+            guard B > 0, T > 1, T <= config.nPositions else {
+                throw CLIError.usage(command: spec.name, message: "need --batch-size > 0 and 1 < --seq-len <= n_positions (\(config.nPositions))")
+            }
+            let model = try GPT2Model.randomlyInitialized(config: config, seed: seed)
+            try timeTrainingStep(model: model, modelName: modelArguments.string("--model-config")!, batchSize: B, sequenceLength: T,
+                                 threads: threads, steps: steps, seed: seed, report: report)
+            return
         }
+
+        let threadCounts = Kernels.availableCoreCount >= 2 ? [1, 2] : [1]
+        let config = try GPT2Config.preset("gpt2")
+        for threads in threadCounts {
+            for (B, T) in [(4, 64), (16, 64)] {
+                timeMatrixMultiplications(config: config, batchSize: B, sequenceLength: T, threads: threads, steps: steps, seed: seed, report: report)
+            }
+        }
+        if arguments.isSet("--matmul") { return }
         let model = try GPT2Model.randomlyInitialized(config: config, seed: seed)
-        var generator = SeededGenerator(seed: seed &+ 1)
-        let tokens = (0..<B).map { _ in (0..<T).map { _ in Int(generator.next() % UInt64(config.vocabSize)) } }
-        let batch = try Batch(inputIDs: tokens)
-        var times: [Double] = []
-        for step in 0...steps {
-            let start = DispatchTime.now().uptimeNanoseconds
-            let loss = try model.forward(batch)
-            model.zeroGradients()
-            model.backward(lossScale: 1 / Float(loss.count))
-            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6
-            if step > 0 { times.append(elapsed) }
-        }
-        let median = times.sorted()[times.count / 2]
-        let tokensPerSecond = Double(B * T) / (median / 1000)
-        let gflops = config.trainingFlopsPerToken(sequenceLength: T) * tokensPerSecond / 1e9
-        let what = "train_step"
-        if arguments.isSet("--json") {
-            console.print(#"{"what":"\#(what)","model":"\#(try arguments.required("--model-config"))","batch_size":\#(B),"seq_len":\#(T),"num_threads":1,"#
-                + #""steps":\#(steps),"ms_per_step":\#(format(median)),"tokens_per_second":\#(format(tokensPerSecond)),"gflops_per_second":\#(format(gflops))}"#)
-        } else {
-            console.print("\(what) B=\(B) T=\(T) threads=1: \(format(median)) ms/step (median of \(steps)), "
-                + "\(format(tokensPerSecond)) tokens/s, \(format(gflops)) GFLOP/s")
+        for threads in threadCounts {
+            for (B, T) in [(4, 64), (16, 64)] {
+                try timeTrainingStep(model: model, modelName: "gpt2", batchSize: B, sequenceLength: T, threads: threads, steps: steps,
+                                     seed: seed, report: report)
+            }
         }
     }
 
-    private static func format(_ value: Double) -> String { String(format: "%.2f", value) }
+    /// Forward and backward (gradients zeroed first) on random tokens; the median of `steps`.
+    static func timeTrainingStep(model: GPT2Model, modelName: String, batchSize B: Int, sequenceLength T: Int, threads: Int,
+                                 steps: Int, seed: UInt64, report: Report) throws {
+        Kernels.threadCount = threads
+        var generator = SeededGenerator(seed: seed &+ 1)
+        let vocabulary = UInt64(model.config.vocabSize)
+        let batch = try Batch(inputIDs: (0..<B).map { _ in (0..<T).map { _ in Int(generator.next() % vocabulary) } })
+        let milliseconds = try medianMilliseconds(steps: steps) {
+            let loss = try model.forward(batch)
+            model.zeroGradients()
+            model.backward(lossScale: 1 / Float(loss.count))
+        }
+        let tokensPerSecond = Double(B * T) / (milliseconds / 1000)
+        report.line(what: "train_step", fields: [("model", .string(modelName))], batchSize: B, sequenceLength: T, threads: threads,
+                    steps: steps, milliseconds: milliseconds, tokensPerSecond: tokensPerSecond,
+                    gflops: model.config.trainingFlopsPerToken(sequenceLength: T) * tokensPerSecond / 1e9)
+    }
+
+    /// Every matrix multiplication of a training step of `config` at B·T rows, each in the three
+    /// forms the model uses (the linear layers through Kernels.linearForward / linearBackward's
+    /// products, the tied head as the model calls it).
+    static func timeMatrixMultiplications(config: GPT2Config, batchSize B: Int, sequenceLength T: Int, threads: Int, steps: Int,
+                                          seed: UInt64, report: Report) {
+        Kernels.threadCount = threads
+        let rows = B * T, C = config.nEmbd, V = config.vocabSize
+        let layers = [(C, 3 * C), (C, C), (C, config.innerSize), (config.innerSize, C)]
+        var products: [MatrixProduct] = []
+        for (inFeatures, outFeatures) in layers {
+            let shape = "\(inFeatures)x\(outFeatures)"
+            products += [
+                MatrixProduct(shape: shape, form: "forward", m: rows, n: outFeatures, k: inFeatures, bias: true),
+                MatrixProduct(shape: shape, form: "input_gradient", m: rows, n: inFeatures, k: outFeatures, transposeB: true),
+                MatrixProduct(shape: shape, form: "weight_gradient", m: inFeatures, n: outFeatures, k: rows, transposeA: true, accumulate: true),
+            ]
+        }
+        let head = "\(C)x\(V)"
+        products += [
+            MatrixProduct(shape: head, form: "forward", m: rows, n: V, k: C, transposeB: true),
+            MatrixProduct(shape: head, form: "input_gradient", m: rows, n: C, k: V),
+            MatrixProduct(shape: head, form: "weight_gradient", m: V, n: C, k: rows, transposeA: true, accumulate: true),
+        ]
+        var generator = SeededGenerator(seed: seed)
+        for product in products {
+            let a = randomBuffer(count: product.m * product.k, &generator), b = randomBuffer(count: product.k * product.n, &generator)
+            let bias = randomBuffer(count: product.n, &generator), c = FloatBuffer(count: product.m * product.n)
+            let milliseconds = medianMilliseconds(steps: steps) {
+                if product.bias {
+                    Kernels.linearForward(out: c.pointer, inp: a.pointer, weight: b.pointer, bias: bias.pointer,
+                                          rows: product.m, inFeatures: product.k, outFeatures: product.n)
+                } else {
+                    Kernels.matmul(c.pointer, a.pointer, b.pointer, m: product.m, n: product.n, k: product.k,
+                                   transposeA: product.transposeA, transposeB: product.transposeB, accumulate: product.accumulate)
+                }
+            }
+            let flops = 2 * Double(product.m) * Double(product.n) * Double(product.k)
+            report.line(what: "matmul", fields: [("shape", .string(product.shape)), ("form", .string(product.form)),
+                                                 ("m", .number(product.m)), ("n", .number(product.n)), ("k", .number(product.k))],
+                        batchSize: B, sequenceLength: T, threads: threads, steps: steps, milliseconds: milliseconds,
+                        tokensPerSecond: Double(rows) / (milliseconds / 1000), gflops: flops / (milliseconds / 1000) / 1e9)
+        }
+    }
+
+    struct MatrixProduct {
+        let shape, form: String
+        let m, n, k: Int
+        var transposeA = false, transposeB = false, accumulate = false, bias = false
+    }
+
+    private static func randomBuffer(count: Int, _ generator: inout SeededGenerator) -> FloatBuffer {
+        let buffer = FloatBuffer(count: count)
+        for i in 0..<count { buffer[i] = Float.random(in: -1...1, using: &generator) }
+        return buffer
+    }
+
+    /// The median wall time of `steps` runs of `body`, after one untimed warm-up run.
+    private static func medianMilliseconds(steps: Int, _ body: () throws -> Void) rethrows -> Double {
+        var times: [Double] = []
+        for step in 0...steps {
+            let start = DispatchTime.now().uptimeNanoseconds
+            try body()
+            if step > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e6) }
+        }
+        return times.sorted()[times.count / 2]
+    }
+
+    /// Prints measurements as text or JSON lines; fraction_of_peak is against the measured peak of
+    /// one core times the threads used.
+    struct Report {
+        enum Value { case string(String), number(Int) }
+        let console: Console
+        let json: Bool
+        let corePeak: Double
+
+        func peak() {
+            if json {
+                console.print(#"{"what":"peak","num_threads":1,"gflops_per_second":\#(format(corePeak))}"#)
+            } else {
+                console.print("peak: \(format(corePeak)) GFLOP/s per core (measured fp32 FMA throughput)")
+            }
+        }
+
+        func line(what: String, fields: [(String, Value)], batchSize: Int, sequenceLength: Int, threads: Int, steps: Int,
+                  milliseconds: Double, tokensPerSecond: Double, gflops: Double) {
+            let fraction = gflops / (corePeak * Double(threads))
+            if json {
+                let extra = fields.map { name, value in
+                    switch value {
+                    case .string(let text): return #""\#(name)":"\#(text)","#
+                    case .number(let number): return #""\#(name)":\#(number),"#
+                    }
+                }.joined()
+                console.print(#"{"what":"\#(what)",\#(extra)"batch_size":\#(batchSize),"seq_len":\#(sequenceLength),"#
+                    + #""num_threads":\#(threads),"steps":\#(steps),"ms_per_step":\#(format(milliseconds)),"#
+                    + #""tokens_per_second":\#(format(tokensPerSecond)),"gflops_per_second":\#(format(gflops)),"#
+                    + #""fraction_of_peak":\#(String(format: "%.3f", fraction))}"#)
+            } else {
+                let label = ([what] + fields.map { name, value in
+                    switch value {
+                    case .string(let text): return text
+                    case .number(let number): return "\(name)=\(number)"
+                    }
+                }).joined(separator: " ")
+                console.print("\(label) B=\(batchSize) T=\(sequenceLength) threads=\(threads): \(format(milliseconds)) ms "
+                    + "(median of \(steps)), \(format(tokensPerSecond)) tokens/s, \(format(gflops)) GFLOP/s, "
+                    + "\(String(format: "%.0f", 100 * fraction))% of peak")
+            }
+        }
+
+        private func format(_ value: Double) -> String { String(format: "%.2f", value) }
+    }
 }

@@ -1,36 +1,26 @@
-import Foundation
-
 extension Kernels {
     /// Attention of `newTokens` queries per sequence over the cached keys and values.
     /// out[B, n, C] from the queries in qkv[B, n, 3C] and keys, values [B, capacity, C], whose
-    /// first pastLength + n rows are filled; query i sees keys 0...pastLength + i. `scratch` holds
-    /// `capacity` floats. The arithmetic is attentionForward's, so cached and uncached decoding agree.
-    public static func cachedAttentionForward(out: Output, qkv: Input, keys: Input, values: Input, scratch: Output,
+    /// first pastLength + n rows are filled; query i sees keys 0...pastLength + i. The steps are
+    /// attentionForward's, so cached and uncached decoding agree.
+    public static func cachedAttentionForward(out: Output, qkv: Input, keys: Input, values: Input,
                                               batch: Int, newTokens n: Int, pastLength: Int, capacity: Int,
                                               channels C: Int, heads NH: Int, scale: Float) {
         let hs = C / NH
-        let weights = scratch
-        for b in 0..<batch {
-            for i in 0..<n {
-                let visible = pastLength + i + 1
-                for h in 0..<NH {
-                    let q = qkv + (b * n + i) * 3 * C + h * hs
-                    var maximum = -Float.infinity
-                    for t2 in 0..<visible {
-                        weights[t2] = dot(q, keys + (b * capacity + t2) * C + h * hs, hs) * scale
-                        maximum = max(maximum, weights[t2])
+        let total = pastLength + n
+        parallelFor(batch * NH) { pairs in
+            ScratchSpace.with(count: n * total) { weights in
+                for pair in pairs {
+                    let (b, h) = pair.quotientAndRemainder(dividingBy: NH)
+                    let q = StridedMatrix.rowMajor(qkv + b * n * 3 * C + h * hs, leadingDimension: 3 * C, transposed: false)
+                    let k = StridedMatrix.rowMajor(keys + b * capacity * C + h * hs, leadingDimension: C, transposed: false)
+                    let v = StridedMatrix.rowMajor(values + b * capacity * C + h * hs, leadingDimension: C, transposed: false)
+                    MatrixMultiply.multiply(m: n, n: total, k: hs, a: q, b: k.transposed, c: weights, ldc: total, start: .zero, threads: 1)
+                    for i in 0..<n {
+                        causalSoftmax(weights + i * total, visible: pastLength + i + 1, length: total, keyMask: nil, scale: scale)
                     }
-                    var sum: Float = 0
-                    for t2 in 0..<visible {
-                        weights[t2] = expf(weights[t2] - maximum)
-                        sum += weights[t2]
-                    }
-                    let inverse = 1 / sum
-                    let y = out + (b * n + i) * C + h * hs
-                    y.update(repeating: 0, count: hs)
-                    for t2 in 0..<visible {
-                        axpy(y, weights[t2] * inverse, values + (b * capacity + t2) * C + h * hs, hs)
-                    }
+                    MatrixMultiply.multiply(m: n, n: hs, k: total, a: .rowMajor(weights, leadingDimension: total, transposed: false), b: v,
+                                            c: out + b * n * C + h * hs, ldc: C, start: .zero, threads: 1)
                 }
             }
         }

@@ -156,7 +156,7 @@ public final class GPT2Model {
                                    rows: rows, inFeatures: C, outFeatures: C)
             a.dQKV.zero()
             Kernels.attentionBackward(dqkv: a.dQKV.pointer, dout: a.dAttentionOut.pointer, att: a.attention.pointer + l * B * NH * T * T,
-                                      qkv: qkv, scratch: a.attentionScratch.pointer, batch: B, time: T, channels: C, heads: NH, scale: scale)
+                                      qkv: qkv, batch: B, time: T, channels: C, heads: NH, scale: scale)
             Kernels.linearBackward(dinp: a.dNorm.pointer, dweight: g + w.attentionWeight, dbias: g + w.attentionBias, dout: a.dQKV.pointer,
                                    inp: ln1, weight: p + w.attentionWeight, rows: rows, inFeatures: C, outFeatures: 3 * C)
             Kernels.layerNormBackward(dinp: dResidual, dweight: g + w.ln1Weight, dbias: g + w.ln1Bias, dout: a.dNorm.pointer, inp: input,
@@ -196,7 +196,7 @@ final class Activations {
     let embedded, ln1, ln1Mean, ln1Rstd, qkv, attention, attentionOut, residual2: FloatBuffer
     let ln2, ln2Mean, ln2Rstd, fcPre, fcGelu, residual3, lnf, lnfMean, lnfRstd: FloatBuffer
     let logits, probabilities, losses: FloatBuffer
-    let dResidual, dNorm, dQKV, dAttentionOut, dFc, attentionScratch: FloatBuffer
+    let dResidual, dNorm, dQKV, dAttentionOut, dFc: FloatBuffer
 
     init(config: GPT2Config, batchSize B: Int, sequenceLength T: Int) {
         let (C, L, NH, V, I) = (config.nEmbd, config.nLayer, config.nHead, config.vocabSize, config.innerSize)
@@ -228,6 +228,5 @@ final class Activations {
         dQKV = FloatBuffer(count: rows * 3 * C)
         dAttentionOut = FloatBuffer(count: rows * C)
         dFc = FloatBuffer(count: rows * I)
-        attentionScratch = FloatBuffer(count: T)
     }
 }

@@ -8,7 +8,7 @@ public final class InferenceSession {
     /// Tokens already in the cache, the same for every sequence.
     public private(set) var length = 0
     private let keys: FloatBuffer, values: FloatBuffer  // [L, B, capacity, C] each
-    private let hidden, normed, qkv, attentionOut, fc, fcGelu, scores: FloatBuffer
+    private let hidden, normed, qkv, attentionOut, fc, fcGelu: FloatBuffer
     private let mean, rstd, lastHidden, lastLogits: FloatBuffer
 
     public init(model: GPT2Model, batchSize: Int, capacity: Int) {
@@ -27,7 +27,6 @@ public final class InferenceSession {
         attentionOut = FloatBuffer(count: rows * C)
         fc = FloatBuffer(count: rows * I)
         fcGelu = FloatBuffer(count: rows * I)
-        scores = FloatBuffer(count: capacity)
         mean = FloatBuffer(count: rows)
         rstd = FloatBuffer(count: rows)
         lastHidden = FloatBuffer(count: batchSize * C)
@@ -73,7 +72,7 @@ public final class InferenceSession {
                 }
             }
             Kernels.cachedAttentionForward(out: attentionOut.pointer, qkv: qkv.pointer, keys: layerKeys, values: layerValues,
-                                           scratch: scores.pointer, batch: B, newTokens: n, pastLength: length, capacity: capacity,
+                                           batch: B, newTokens: n, pastLength: length, capacity: capacity,
                                            channels: C, heads: NH, scale: scale)
             // The residual stream: hidden += proj(attention); hidden += mlp(ln2(hidden)).
             Kernels.linearForward(out: normed.pointer, inp: attentionOut.pointer, weight: p + w.attentionProjectionWeight,

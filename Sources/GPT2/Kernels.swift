@@ -4,6 +4,9 @@ import Foundation
 /// Backward functions accumulate (`+=`) into parameter gradients, as llm.c's do, so that several
 /// micro-batches add up; activation gradients are written or accumulated as each comment says.
 /// The model calls nothing else, so faster kernels replace these without touching the model.
+///
+/// Every kernel is vectorised on 16 floats and splits its work over `threadCount` threads (see
+/// ThreadPool.swift) so that each output element is computed the same way whatever the count.
 public enum Kernels {
     public typealias Input = UnsafePointer<Float>
     public typealias Output = UnsafeMutablePointer<Float>
@@ -14,51 +17,20 @@ public enum Kernels {
     /// `transposeA`, the transpose of a stored [k, m]; likewise b is [k, n] or, when `transposeB`, [n, k].
     public static func matmul(_ c: Output, _ a: Input, _ b: Input, m: Int, n: Int, k: Int,
                               transposeA: Bool = false, transposeB: Bool = false, accumulate: Bool = false) {
-        precondition(!(transposeA && transposeB), "a^T·b^T is not used by the model")
-        if !accumulate { c.update(repeating: 0, count: m * n) }
-        if transposeB {
-            for i in 0..<m {
-                for j in 0..<n { c[i * n + j] += dot(a + i * k, b + j * k, k) }
-            }
-        } else if transposeA {
-            for p in 0..<k {
-                for i in 0..<m { axpy(c + i * n, a[p * m + i], b + p * n, n) }
-            }
-        } else {
-            for i in 0..<m {
-                for p in 0..<k { axpy(c + i * n, a[i * k + p], b + p * n, n) }
-            }
-        }
-    }
-
-    /// Σ a[i]·b[i], with 16 partial sums so that the loop vectorises.
-    @inline(__always)
-    static func dot(_ a: Input, _ b: Input, _ count: Int) -> Float {
-        var partial = SIMD16<Float>()
-        var i = 0
-        while i + 16 <= count {
-            let x = UnsafeRawPointer(a + i).loadUnaligned(as: SIMD16<Float>.self)
-            let y = UnsafeRawPointer(b + i).loadUnaligned(as: SIMD16<Float>.self)
-            partial += x * y
-            i += 16
-        }
-        var sum = partial.sum()
-        while i < count { sum += a[i] * b[i]; i += 1 }
-        return sum
-    }
-
-    /// y[i] += alpha·x[i].
-    @inline(__always)
-    static func axpy(_ y: Output, _ alpha: Float, _ x: Input, _ count: Int) {
-        for i in 0..<count { y[i] += alpha * x[i] }
+        MatrixMultiply.multiply(m: m, n: n, k: k,
+                                a: .rowMajor(a, leadingDimension: transposeA ? m : k, transposed: transposeA),
+                                b: .rowMajor(b, leadingDimension: transposeB ? k : n, transposed: transposeB),
+                                c: c, ldc: n, start: accumulate ? .accumulate : .zero)
     }
 
     // MARK: Linear (Hugging Face's Conv1D: weight stored (in, out))
 
     /// out[rows, outF] = inp[rows, inF] · weight[inF, outF] + bias[outF]
     public static func linearForward(out: Output, inp: Input, weight: Input, bias: Input, rows: Int, inFeatures: Int, outFeatures: Int) {
-        for r in 0..<rows { (out + r * outFeatures).update(from: bias, count: outFeatures) }
-        matmul(out, inp, weight, m: rows, n: outFeatures, k: inFeatures, accumulate: true)
+        MatrixMultiply.multiply(m: rows, n: outFeatures, k: inFeatures,
+                                a: .rowMajor(inp, leadingDimension: inFeatures, transposed: false),
+                                b: .rowMajor(weight, leadingDimension: outFeatures, transposed: false),
+                                c: out, ldc: outFeatures, start: .rowVector(bias))
     }
 
     /// dinp[rows, inF] = dout · weightᵀ (overwritten); dweight[inF, outF] += inpᵀ · dout; dbias[outF] += Σ_rows dout
@@ -66,30 +38,43 @@ public enum Kernels {
                                       rows: Int, inFeatures: Int, outFeatures: Int) {
         matmul(dinp, dout, weight, m: rows, n: inFeatures, k: outFeatures, transposeB: true)
         matmul(dweight, inp, dout, m: inFeatures, n: outFeatures, k: rows, transposeA: true, accumulate: true)
-        for r in 0..<rows { axpy(dbias, 1, dout + r * outFeatures, outFeatures) }
+        addColumnSums(dbias, dout, rows: rows, columns: outFeatures)
+    }
+
+    /// sums[c] += Σ_r matrix[r, c], split over columns so that each sum runs over the rows in order.
+    static func addColumnSums(_ sums: Output, _ matrix: Input, rows: Int, columns: Int) {
+        parallelFor(columns, grain: 16, minimumPerThread: 4096 / max(1, rows)) { range in
+            forEachChunk(range) { c, lanes in
+                var sum = load16(sums + c, lanes)
+                for r in 0..<rows { sum += load16(matrix + r * columns + c, lanes) }
+                store16(sum, sums + c, lanes)
+            }
+        }
     }
 
     // MARK: Embeddings
 
     /// out[B·T, C] = wte[tokens[b, t]] + wpe[t]
     public static func embeddingForward(out: Output, tokens: UnsafePointer<Int32>, wte: Input, wpe: Input, batch: Int, time: Int, channels C: Int) {
-        for b in 0..<batch {
-            for t in 0..<time {
-                let row = out + (b * time + t) * C
-                let token = wte + Int(tokens[b * time + t]) * C
-                let position = wpe + t * C
-                for c in 0..<C { row[c] = token[c] + position[c] }
+        parallelFor(batch * time, minimumPerThread: 16) { rows in
+            for row in rows {
+                let token = wte + Int(tokens[row]) * C, position = wpe + (row % time) * C, y = out + row * C
+                forEachChunk(0..<C) { c, lanes in store16(load16(token + c, lanes) + load16(position + c, lanes), y + c, lanes) }
             }
         }
     }
 
-    /// dwte[tokens[b, t]] += dout[b, t]; dwpe[t] += dout[b, t]
+    /// dwte[tokens[b, t]] += dout[b, t]; dwpe[t] += dout[b, t]. Split over channels, since several
+    /// rows may add into the same token's row.
     public static func embeddingBackward(dwte: Output, dwpe: Output, dout: Input, tokens: UnsafePointer<Int32>, batch: Int, time: Int, channels C: Int) {
-        for b in 0..<batch {
-            for t in 0..<time {
-                let row = dout + (b * time + t) * C
-                axpy(dwte + Int(tokens[b * time + t]) * C, 1, row, C)
-                axpy(dwpe + t * C, 1, row, C)
+        parallelFor(C, grain: 16, minimumPerThread: 4096 / max(1, batch * time)) { channels in
+            for row in 0..<(batch * time) {
+                let dy = dout + row * C, token = dwte + Int(tokens[row]) * C, position = dwpe + (row % time) * C
+                forEachChunk(channels) { c, lanes in
+                    let g = load16(dy + c, lanes)
+                    store16(load16(token + c, lanes) + g, token + c, lanes)
+                    store16(load16(position + c, lanes) + g, position + c, lanes)
+                }
             }
         }
     }
@@ -99,40 +84,62 @@ public enum Kernels {
     /// out[rows, C] = (inp - mean) · rstd · weight + bias; mean[rows], rstd[rows] kept for backward
     public static func layerNormForward(out: Output, mean: Output, rstd: Output, inp: Input, weight: Input, bias: Input,
                                         rows: Int, channels C: Int, epsilon: Float) {
-        for r in 0..<rows {
-            let x = inp + r * C
-            var sum: Float = 0
-            for c in 0..<C { sum += x[c] }
-            let m = sum / Float(C)
-            var variance: Float = 0
-            for c in 0..<C { let d = x[c] - m; variance += d * d }
-            let s = 1 / (variance / Float(C) + epsilon).squareRoot()
-            let y = out + r * C
-            for c in 0..<C { y[c] = (x[c] - m) * s * weight[c] + bias[c] }
-            mean[r] = m
-            rstd[r] = s
+        parallelFor(rows, minimumPerThread: 8) { range in
+            for r in range {
+                let x = inp + r * C, y = out + r * C
+                var sum = SIMD16<Float>()
+                forEachChunk(0..<C) { c, lanes in sum += load16(x + c, lanes) }
+                let m = sum.sum() / Float(C)
+                // Padding lanes read as the mean, so they add nothing to the variance.
+                var squares = SIMD16<Float>()
+                forEachChunk(0..<C) { c, lanes in
+                    let d = load16(x + c, lanes, padding: m) - m
+                    squares.addProduct(d, d)
+                }
+                let s = 1 / (squares.sum() / Float(C) + epsilon).squareRoot()
+                forEachChunk(0..<C) { c, lanes in
+                    let norm = (load16(x + c, lanes) - m) * s
+                    store16(load16(bias + c, lanes).addingProduct(norm, load16(weight + c, lanes)), y + c, lanes)
+                }
+                mean[r] = m
+                rstd[r] = s
+            }
         }
     }
 
     /// dinp[rows, C] += ∂L/∂inp; dweight[C] += Σ dout·x̂; dbias[C] += Σ dout
     public static func layerNormBackward(dinp: Output, dweight: Output, dbias: Output, dout: Input, inp: Input, weight: Input,
                                          mean: Input, rstd: Input, rows: Int, channels C: Int) {
-        for r in 0..<rows {
-            let x = inp + r * C, dy = dout + r * C, dx = dinp + r * C
-            let m = mean[r], s = rstd[r]
-            var meanDNorm: Float = 0, meanDNormTimesNorm: Float = 0
-            for c in 0..<C {
-                let dNorm = weight[c] * dy[c]
-                meanDNorm += dNorm
-                meanDNormTimesNorm += dNorm * (x[c] - m) * s
+        // ∂inp row by row (each row needs only its own sums) ...
+        parallelFor(rows, minimumPerThread: 8) { range in
+            for r in range {
+                let x = inp + r * C, dy = dout + r * C, dx = dinp + r * C
+                let m = mean[r], s = rstd[r]
+                var sumDNorm = SIMD16<Float>(), sumDNormTimesNorm = SIMD16<Float>()
+                forEachChunk(0..<C) { c, lanes in
+                    let dNorm = load16(weight + c, lanes) * load16(dy + c, lanes)
+                    sumDNorm += dNorm
+                    sumDNormTimesNorm.addProduct(dNorm, (load16(x + c, lanes) - m) * s)
+                }
+                let meanDNorm = sumDNorm.sum() / Float(C), meanDNormTimesNorm = sumDNormTimesNorm.sum() / Float(C)
+                forEachChunk(0..<C) { c, lanes in
+                    let norm = (load16(x + c, lanes) - m) * s
+                    let dNorm = load16(weight + c, lanes) * load16(dy + c, lanes)
+                    let dxRow = load16(dx + c, lanes).addingProduct((dNorm - meanDNorm).addingProduct(-norm, meanDNormTimesNorm), s)
+                    store16(dxRow, dx + c, lanes)
+                }
             }
-            meanDNorm /= Float(C)
-            meanDNormTimesNorm /= Float(C)
-            for c in 0..<C {
-                let norm = (x[c] - m) * s
-                dbias[c] += dy[c]
-                dweight[c] += norm * dy[c]
-                dx[c] += (weight[c] * dy[c] - meanDNorm - norm * meanDNormTimesNorm) * s
+        }
+        // ... and the parameter gradients column by column, each summed over the rows in order.
+        parallelFor(C, grain: 16, minimumPerThread: 4096 / max(1, rows)) { channels in
+            for r in 0..<rows {
+                let x = inp + r * C, dy = dout + r * C
+                let m = mean[r], s = rstd[r]
+                forEachChunk(channels) { c, lanes in
+                    let g = load16(dy + c, lanes)
+                    store16(load16(dbias + c, lanes) + g, dbias + c, lanes)
+                    store16(load16(dweight + c, lanes).addingProduct((load16(x + c, lanes) - m) * s, g), dweight + c, lanes)
+                }
             }
         }
     }
@@ -145,65 +152,97 @@ public enum Kernels {
     public static func attentionForward(out: Output, att: Output, qkv: Input, keyMask: UnsafePointer<Int32>?,
                                         batch: Int, time T: Int, channels C: Int, heads NH: Int, scale: Float) {
         let hs = C / NH
-        for b in 0..<batch {
-            for t in 0..<T {
-                for h in 0..<NH {
-                    let q = qkv + (b * T + t) * 3 * C + h * hs
-                    let weights = att + ((b * NH + h) * T + t) * T
-                    var maximum = -Float.infinity
-                    for t2 in 0...t {
-                        if let keyMask, keyMask[b * T + t2] == 0 { weights[t2] = -.infinity; continue }
-                        let k = qkv + (b * T + t2) * 3 * C + C + h * hs
-                        weights[t2] = dot(q, k, hs) * scale
-                        maximum = max(maximum, weights[t2])
+        parallelFor(batch * NH) { pairs in
+            for pair in pairs {
+                let (b, h) = pair.quotientAndRemainder(dividingBy: NH)
+                let head = AttentionHead(qkv: qkv + b * T * 3 * C + h * hs, channels: C)
+                let weights = att + pair * T * T
+                // scores = q·kᵀ, then the masked, scaled softmax of each row; y = weights·v.
+                MatrixMultiply.multiply(m: T, n: T, k: hs, a: head.q, b: head.k.transposed, c: weights, ldc: T, start: .zero, threads: 1)
+                for t in 0..<T {
+                    causalSoftmax(weights + t * T, visible: t + 1, length: T, keyMask: keyMask.map { $0 + b * T }, scale: scale)
+                }
+                MatrixMultiply.multiply(m: T, n: hs, k: T, a: .rowMajor(weights, leadingDimension: T, transposed: false), b: head.v,
+                                        c: out + b * T * C + h * hs, ldc: C, start: .zero, threads: 1)
+            }
+        }
+    }
+
+    /// row[0..<length] = softmax(scale · row) over the first `visible` entries whose key is not
+    /// masked out; 0 everywhere else (everywhere, when nothing is visible).
+    @inline(__always)
+    static func causalSoftmax(_ row: Output, visible: Int, length: Int, keyMask: UnsafePointer<Int32>?, scale: Float) {
+        var maxima = SIMD16<Float>(repeating: -.infinity)
+        forEachChunk(0..<visible) { t, lanes in
+            var score = load16(row + t, lanes, padding: -.infinity) * scale
+            if let keyMask {
+                var keys = SIMD16<Int32>(repeating: 1)
+                for lane in 0..<lanes { keys[lane] = keyMask[t + lane] }
+                score.replace(with: -.infinity, where: keys .== 0)
+            }
+            maxima = maximum16(maxima, score)
+            store16(score, row + t, lanes)
+        }
+        let maximum = maxima.max()
+        guard maximum > -.infinity else {
+            row.update(repeating: 0, count: length)
+            return
+        }
+        var sums = SIMD16<Float>()
+        forEachChunk(0..<visible) { t, lanes in
+            let e = exp16(load16(row + t, lanes, padding: -.infinity) - maximum)
+            sums += e
+            store16(e, row + t, lanes)
+        }
+        let inverse = 1 / sums.sum()
+        forEachChunk(0..<visible) { t, lanes in store16(load16(row + t, lanes) * inverse, row + t, lanes) }
+        (row + visible).update(repeating: 0, count: length - visible)
+    }
+
+    /// dqkv[B, T, 3C] += ∂L/∂qkv, from dout[B, T, C], the stored att[B, NH, T, T] and qkv.
+    public static func attentionBackward(dqkv: Output, dout: Input, att: Input, qkv: Input,
+                                         batch: Int, time T: Int, channels C: Int, heads NH: Int, scale: Float) {
+        let hs = C / NH
+        parallelFor(batch * NH) { pairs in
+            ScratchSpace.with(count: T * T) { dScores in
+                for pair in pairs {
+                    let (b, h) = pair.quotientAndRemainder(dividingBy: NH)
+                    let head = AttentionHead(qkv: qkv + b * T * 3 * C + h * hs, channels: C)
+                    let dHead = dqkv + b * T * 3 * C + h * hs
+                    let weights = StridedMatrix.rowMajor(att + pair * T * T, leadingDimension: T, transposed: false)
+                    let dy = StridedMatrix.rowMajor(dout + b * T * C + h * hs, leadingDimension: C, transposed: false)
+                    // Through y = weights·v: ∂weights = dy·vᵀ and ∂v += weightsᵀ·dy.
+                    MatrixMultiply.multiply(m: T, n: T, k: hs, a: dy, b: head.v.transposed, c: dScores, ldc: T, start: .zero, threads: 1)
+                    MatrixMultiply.multiply(m: T, n: hs, k: T, a: weights.transposed, b: dy, c: dHead + 2 * C, ldc: 3 * C,
+                                            start: .accumulate, threads: 1)
+                    // Through the softmax: ∂score = w·(∂w - Σ w·∂w)·scale (0 where w is 0, past the diagonal too).
+                    for t in 0..<T {
+                        let w = weights.base + t * T, d = dScores + t * T
+                        var weightedSums = SIMD16<Float>()
+                        forEachChunk(0..<T) { t2, lanes in weightedSums.addProduct(load16(w + t2, lanes), load16(d + t2, lanes)) }
+                        let weightedSum = weightedSums.sum()
+                        forEachChunk(0..<T) { t2, lanes in
+                            store16(load16(w + t2, lanes) * (load16(d + t2, lanes) - weightedSum) * scale, d + t2, lanes)
+                        }
                     }
-                    var sum: Float = 0
-                    for t2 in 0...t {
-                        let e = maximum == -.infinity ? 0 : expf(weights[t2] - maximum)
-                        weights[t2] = e
-                        sum += e
-                    }
-                    let inverse: Float = sum > 0 ? 1 / sum : 0
-                    for t2 in 0..<T { weights[t2] = t2 <= t ? weights[t2] * inverse : 0 }
-                    let y = out + (b * T + t) * C + h * hs
-                    y.update(repeating: 0, count: hs)
-                    for t2 in 0...t where weights[t2] != 0 {
-                        axpy(y, weights[t2], qkv + (b * T + t2) * 3 * C + 2 * C + h * hs, hs)
-                    }
+                    // Through score = q·kᵀ: ∂q += ∂score·k, ∂k += ∂scoreᵀ·q.
+                    let dScoreMatrix = StridedMatrix.rowMajor(dScores, leadingDimension: T, transposed: false)
+                    MatrixMultiply.multiply(m: T, n: hs, k: T, a: dScoreMatrix, b: head.k, c: dHead, ldc: 3 * C,
+                                            start: .accumulate, threads: 1)
+                    MatrixMultiply.multiply(m: T, n: hs, k: T, a: dScoreMatrix.transposed, b: head.q, c: dHead + C, ldc: 3 * C,
+                                            start: .accumulate, threads: 1)
                 }
             }
         }
     }
 
-    /// dqkv[B, T, 3C] += ∂L/∂qkv, from dout[B, T, C], the stored att[B, NH, T, T] and qkv.
-    /// `scratch` holds T floats.
-    public static func attentionBackward(dqkv: Output, dout: Input, att: Input, qkv: Input, scratch: Output,
-                                         batch: Int, time T: Int, channels C: Int, heads NH: Int, scale: Float) {
-        let hs = C / NH
-        let dWeights = scratch
-        for b in 0..<batch {
-            for t in 0..<T {
-                for h in 0..<NH {
-                    let weights = att + ((b * NH + h) * T + t) * T
-                    let dy = dout + (b * T + t) * C + h * hs
-                    // Through y = Σ w·v: ∂w and ∂v.
-                    var weightedSum: Float = 0
-                    for t2 in 0...t {
-                        let v = qkv + (b * T + t2) * 3 * C + 2 * C + h * hs
-                        dWeights[t2] = dot(v, dy, hs)
-                        weightedSum += weights[t2] * dWeights[t2]
-                        axpy(dqkv + (b * T + t2) * 3 * C + 2 * C + h * hs, weights[t2], dy, hs)
-                    }
-                    // Through the softmax, then the scaled dot products q·k.
-                    let q = qkv + (b * T + t) * 3 * C + h * hs
-                    let dq = dqkv + (b * T + t) * 3 * C + h * hs
-                    for t2 in 0...t where weights[t2] != 0 {
-                        let dScore = weights[t2] * (dWeights[t2] - weightedSum) * scale
-                        axpy(dq, dScore, qkv + (b * T + t2) * 3 * C + C + h * hs, hs)
-                        axpy(dqkv + (b * T + t2) * 3 * C + C + h * hs, dScore, q, hs)
-                    }
-                }
-            }
+    /// One head's q, k and v of one sequence: [T, hs] matrices inside qkv[T, 3C].
+    private struct AttentionHead {
+        let q, k, v: StridedMatrix
+        init(qkv: Input, channels C: Int) {
+            q = .rowMajor(qkv, leadingDimension: 3 * C, transposed: false)
+            k = .rowMajor(qkv + C, leadingDimension: 3 * C, transposed: false)
+            v = .rowMajor(qkv + 2 * C, leadingDimension: 3 * C, transposed: false)
         }
     }
 
@@ -211,28 +250,46 @@ public enum Kernels {
 
     static let geluScale = Float((2.0 / Double.pi).squareRoot())
 
-    /// out[n] = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³)))
+    /// out[n] = 0.5·x·(1 + tanh(√(2/π)·(x + 0.044715·x³))), computed as x·σ(2u) with u the tanh's
+    /// argument (0.5·(1 + tanh u) = σ(2u)), which needs one exponential and never cancels.
     public static func geluForward(out: Output, inp: Input, count: Int) {
-        for i in 0..<count {
-            let x = inp[i]
-            out[i] = 0.5 * x * (1 + tanhf(geluScale * (x + 0.044715 * x * x * x)))
+        parallelFor(count, grain: 16, minimumPerThread: 4096) { range in
+            forEachChunk(range) { i, lanes in
+                let x = load16(inp + i, lanes)
+                store16(x * geluSigmoid(x), out + i, lanes)
+            }
         }
     }
 
-    /// dinp[n] = gelu'(inp) · dout (overwritten; may alias dout)
+    /// dinp[n] = gelu'(inp) · dout (overwritten; may alias dout). With s = σ(2u):
+    /// gelu' = s + 2x·s·(1 - s)·u'(x), u' = √(2/π)·(1 + 3·0.044715·x²).
     public static func geluBackward(dinp: Output, inp: Input, dout: Input, count: Int) {
-        for i in 0..<count {
-            let x = inp[i]
-            let th = tanhf(geluScale * (x + 0.044715 * x * x * x))
-            let local = 0.5 * (1 + th) + 0.5 * x * (1 - th * th) * geluScale * (1 + 3 * 0.044715 * x * x)
-            dinp[i] = local * dout[i]
+        parallelFor(count, grain: 16, minimumPerThread: 4096) { range in
+            forEachChunk(range) { i, lanes in
+                let x = load16(inp + i, lanes)
+                let s = geluSigmoid(x)
+                let slope = geluScale * (1 + 3 * 0.044715 * x * x)
+                let local = s + 2 * x * s * (1 - s) * slope
+                store16(local * load16(dout + i, lanes), dinp + i, lanes)
+            }
         }
+    }
+
+    /// σ(2u) = 1 / (1 + e^(-2u)), u = √(2/π)·(x + 0.044715·x³).
+    @inline(__always)
+    private static func geluSigmoid(_ x: SIMD16<Float>) -> SIMD16<Float> {
+        let u = geluScale * x.addingProduct(0.044715 * x * x, x)
+        return 1 / (1 + exp16(-2 * u))
     }
 
     // MARK: Residual
 
     /// out[n] += inp[n]
-    public static func residualAdd(out: Output, inp: Input, count: Int) { axpy(out, 1, inp, count) }
+    public static func residualAdd(out: Output, inp: Input, count: Int) {
+        parallelFor(count, grain: 16, minimumPerThread: 16384) { range in
+            forEachChunk(range) { i, lanes in store16(load16(out + i, lanes) + load16(inp + i, lanes), out + i, lanes) }
+        }
+    }
 
     // MARK: Softmax cross-entropy over the vocabulary
 
@@ -241,44 +298,47 @@ public enum Kernels {
     /// target get loss 0. Returns the sum of the losses.
     public static func crossEntropyForward(losses: Output, probabilities: Output, logits: Input, targets: UnsafePointer<Int32>,
                                            rows: Int, vocabulary V: Int) -> Double {
-        var total = 0.0
-        for r in 0..<rows {
-            let row = logits + r * V
-            var maximum = -Float.infinity
-            for v in 0..<V { maximum = max(maximum, row[v]) }
-            var sum = 0.0
-            let p = probabilities + r * V
-            for v in 0..<V {
-                let e = expf(row[v] - maximum)
-                p[v] = e
-                sum += Double(e)
-            }
-            let inverse = Float(1 / sum)
-            for v in 0..<V { p[v] *= inverse }
-            let target = Int(targets[r])
-            if target >= 0 {
-                let loss = log(sum) + Double(maximum) - Double(row[target])
-                losses[r] = Float(loss)
-                total += loss
-            } else {
-                losses[r] = 0
+        var rowLosses = [Double](repeating: 0, count: rows)
+        rowLosses.withUnsafeMutableBufferPointer { rowLosses in
+            parallelFor(rows) { range in
+                for r in range {
+                    let row = logits + r * V, p = probabilities + r * V
+                    var maxima = SIMD16<Float>(repeating: -.infinity)
+                    forEachChunk(0..<V) { v, lanes in maxima = maximum16(maxima, load16(row + v, lanes, padding: -.infinity)) }
+                    let maximum = maxima.max()
+                    var sumsLow = SIMD8<Double>(), sumsHigh = SIMD8<Double>()
+                    forEachChunk(0..<V) { v, lanes in
+                        let e = exp16(load16(row + v, lanes, padding: -.infinity) - maximum)
+                        sumsLow += SIMD8<Double>(e.lowHalf)
+                        sumsHigh += SIMD8<Double>(e.highHalf)
+                        store16(e, p + v, lanes)
+                    }
+                    let sum = (sumsLow + sumsHigh).sum()
+                    let inverse = Float(1 / sum)
+                    forEachChunk(0..<V) { v, lanes in store16(load16(p + v, lanes) * inverse, p + v, lanes) }
+                    let target = Int(targets[r])
+                    rowLosses[r] = target >= 0 ? log(sum) + Double(maximum) - Double(row[target]) : 0
+                    losses[r] = Float(rowLosses[r])
+                }
             }
         }
-        return total
+        return rowLosses.reduce(0, +)
     }
 
     /// dlogits[rows, V] = (softmax - onehot(target))·scale for rows with a target, 0 elsewhere;
     /// written over `probabilities` in place.
     public static func crossEntropyBackward(probabilities: Output, targets: UnsafePointer<Int32>, rows: Int, vocabulary V: Int, scale: Float) {
-        for r in 0..<rows {
-            let p = probabilities + r * V
-            let target = Int(targets[r])
-            if target < 0 {
-                p.update(repeating: 0, count: V)
-                continue
+        parallelFor(rows) { range in
+            for r in range {
+                let p = probabilities + r * V
+                let target = Int(targets[r])
+                if target < 0 {
+                    p.update(repeating: 0, count: V)
+                    continue
+                }
+                forEachChunk(0..<V) { v, lanes in store16(load16(p + v, lanes) * scale, p + v, lanes) }
+                p[target] -= scale
             }
-            for v in 0..<V { p[v] *= scale }
-            p[target] -= scale
         }
     }
 }

@@ -135,3 +135,17 @@ let tinyModel = fixtures.appendingPathComponent("tiny-gpt2").path
     let noWeights = runCLI(["generate", "--model-name-or-path", empty.path, "--prompt-ids", "1", "--json"])
     #expect(noWeights.status == 1 && noWeights.error.contains("config.json: no such file"), "\(noWeights.error)")
 }
+
+@Test func benchPrintsOneJSONObjectPerMeasurement() throws {
+    let result = runCLI(["bench", "--model-config", "tiny", "--batch-size", "2", "--seq-len", "8", "--num-threads", "2", "--steps", "1", "--json"])
+    #expect(result.status == 0, "\(result.error)")
+    let objects = try result.output.split(separator: "\n").map { line in
+        try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+    }
+    #expect(objects.map { $0["what"] as? String } == ["peak", "train_step"])
+    let step = try #require(objects.last)
+    #expect(step["batch_size"] as? Int == 2 && step["seq_len"] as? Int == 8 && step["num_threads"] as? Int == 2)
+    for field in ["ms_per_step", "tokens_per_second", "gflops_per_second", "fraction_of_peak"] {
+        #expect((step[field] as? Double ?? 0) > 0, "\(field)")
+    }
+}

@@ -1,0 +1,36 @@
+import Foundation
+
+extension Kernels {
+    /// One core's fp32 peak in GFLOP/s, measured: ten independent chains of 8-wide fused
+    /// multiply-adds (enough to cover the FMA latency on both FMA pipes) run for about `seconds`,
+    /// with the kernels' own compiler settings. This is the ceiling the matrix multiplication is
+    /// measured against; it equals FMA units × lanes × 2 × the clock the core actually runs at.
+    public static func measureCorePeakGFLOPS(seconds: Double = 0.2) -> Double {
+        let iterations = 1 << 16
+        var best = 0.0
+        let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(seconds * 1e9)
+        repeat {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let result = fmaChains(iterations: iterations, seed: Float(best))
+            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            precondition(result.isFinite)
+            best = max(best, Double(iterations * 10 * 8 * 2) / elapsed / 1e9)
+        } while DispatchTime.now().uptimeNanoseconds < deadline
+        return best
+    }
+
+    @inline(never)
+    private static func fmaChains(iterations: Int, seed: Float) -> Float {
+        let factor = SIMD8<Float>(repeating: 0.999999), addend = SIMD8<Float>(repeating: 1e-7)
+        var c0 = SIMD8<Float>(repeating: seed), c1 = c0 + 1, c2 = c0 + 2, c3 = c0 + 3, c4 = c0 + 4
+        var c5 = c0 + 5, c6 = c0 + 6, c7 = c0 + 7, c8 = c0 + 8, c9 = c0 + 9
+        for _ in 0..<iterations {
+            c0 = addend.addingProduct(c0, factor); c1 = addend.addingProduct(c1, factor)
+            c2 = addend.addingProduct(c2, factor); c3 = addend.addingProduct(c3, factor)
+            c4 = addend.addingProduct(c4, factor); c5 = addend.addingProduct(c5, factor)
+            c6 = addend.addingProduct(c6, factor); c7 = addend.addingProduct(c7, factor)
+            c8 = addend.addingProduct(c8, factor); c9 = addend.addingProduct(c9, factor)
+        }
+        return (c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9).sum()
+    }
+}

@@ -1,0 +1,160 @@
+import Foundation
+@testable import GPT2
+import Testing
+import TestSupport
+
+/// The optimised kernels against plain reference implementations.
+struct KernelTests {
+    /// One matrix product to check: sizes, which operands are stored transposed, whether C
+    /// accumulates, and how many threads may share it.
+    struct Product: CustomTestStringConvertible, Sendable {
+        let m, n, k: Int
+        let transposeA, transposeB, accumulate: Bool
+        let threads: Int
+        var testDescription: String {
+            "\(m)x\(n)x\(k) \(transposeA ? "Aᵀ" : "A")·\(transposeB ? "Bᵀ" : "B")\(accumulate ? " +=" : "") threads=\(threads)"
+        }
+    }
+
+    /// Odd sizes that leave partial tiles on every edge, in every form; then one that crosses the
+    /// kc and nc blocks.
+    static let products: [Product] = {
+        var products: [Product] = []
+        for (m, n, k) in [(37, 53, 29), (5, 17, 1), (61, 70, 41)] {
+            for (transposeA, transposeB) in [(false, false), (true, false), (false, true), (true, true)] {
+                for accumulate in [false, true] {
+                    for threads in [1, 2] {
+                        products.append(Product(m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB,
+                                                accumulate: accumulate, threads: threads))
+                    }
+                }
+            }
+        }
+        for (transposeA, transposeB) in [(false, false), (true, false), (false, true), (true, true)] {
+            products.append(Product(m: 13, n: 785, k: 260, transposeA: transposeA, transposeB: transposeB,
+                                    accumulate: transposeA, threads: 2))
+        }
+        return products
+    }()
+
+    @Test(arguments: products)
+    func matmulMatchesNaiveProduct(_ product: Product) {
+        let (m, n, k) = (product.m, product.n, product.k)
+        var generator = SeededGenerator(seed: UInt64(m * 1_000_003 + n * 1009 + k))
+        let a = (0..<(m * k)).map { _ in Float.random(in: -1...1, using: &generator) }
+        let b = (0..<(k * n)).map { _ in Float.random(in: -1...1, using: &generator) }
+        let initial = (0..<(m * n)).map { _ in Float.random(in: -1...1, using: &generator) }
+        // op(A) as [m, k] and op(B) as [k, n] in Double, from their stored layouts.
+        var opA = [Double](repeating: 0, count: m * k), opB = [Double](repeating: 0, count: k * n)
+        for i in 0..<m { for p in 0..<k { opA[i * k + p] = Double(product.transposeA ? a[p * m + i] : a[i * k + p]) } }
+        for p in 0..<k { for j in 0..<n { opB[p * n + j] = Double(product.transposeB ? b[j * k + p] : b[p * n + j]) } }
+
+        var c = initial
+        a.withUnsafeBufferPointer { a in
+            b.withUnsafeBufferPointer { b in
+                c.withUnsafeMutableBufferPointer { c in
+                    MatrixMultiply.multiply(
+                        m: m, n: n, k: k,
+                        a: .rowMajor(a.baseAddress!, leadingDimension: product.transposeA ? m : k, transposed: product.transposeA),
+                        b: .rowMajor(b.baseAddress!, leadingDimension: product.transposeB ? k : n, transposed: product.transposeB),
+                        c: c.baseAddress!, ldc: n, start: product.accumulate ? .accumulate : .zero, threads: product.threads)
+                }
+            }
+        }
+        // Float rounding grows with the terms' magnitudes, not with their (cancelling) sum.
+        var worst = 0.0
+        opA.withUnsafeBufferPointer { opA in
+            opB.withUnsafeBufferPointer { opB in
+                for i in 0..<m {
+                    for j in 0..<n {
+                        var exact = product.accumulate ? Double(initial[i * n + j]) : 0, magnitude = abs(exact)
+                        for p in 0..<k {
+                            let term = opA[i * k + p] * opB[p * n + j]
+                            exact += term
+                            magnitude += abs(term)
+                        }
+                        worst = max(worst, abs(Double(c[i * n + j]) - exact) / (magnitude + 1e-30))
+                    }
+                }
+            }
+        }
+        #expect(worst < 1e-6, "largest error relative to Σ|terms|: \(worst)")
+    }
+
+    @Test func publicMatmulAndLinearForwardUseTheSameProduct() {
+        let (rows, inFeatures, outFeatures) = (7, 19, 23)
+        var generator = SeededGenerator(seed: 5)
+        let input = (0..<(rows * inFeatures)).map { _ in Float.random(in: -1...1, using: &generator) }
+        let weight = (0..<(inFeatures * outFeatures)).map { _ in Float.random(in: -1...1, using: &generator) }
+        let bias = (0..<outFeatures).map { _ in Float.random(in: -1...1, using: &generator) }
+        var linear = [Float](repeating: .nan, count: rows * outFeatures)
+        var product = [Float](repeating: .nan, count: rows * outFeatures)
+        Kernels.linearForward(out: &linear, inp: input, weight: weight, bias: bias, rows: rows, inFeatures: inFeatures, outFeatures: outFeatures)
+        Kernels.matmul(&product, input, weight, m: rows, n: outFeatures, k: inFeatures)
+        for r in 0..<rows {
+            for o in 0..<outFeatures {
+                #expect(abs(linear[r * outFeatures + o] - (product[r * outFeatures + o] + bias[o])) < 1e-5)
+            }
+        }
+    }
+
+    @Test func expMatchesTheLibraryToAFewUlps() {
+        var worst: Float = 0
+        var x: Float = -87
+        while x < 88.1 {
+            let lanes = SIMD16<Float>((0..<16).map { x + Float($0) * 0.0137 })
+            let ours = exp16(lanes)
+            for lane in 0..<16 {
+                let reference = Foundation.exp(Double(lanes[lane]))
+                worst = max(worst, Float(abs(Double(ours[lane]) - reference) / reference))
+            }
+            x += 0.2
+        }
+        #expect(worst < 3 * Float.ulpOfOne, "worst relative error \(worst)")
+        let edges = exp16(SIMD16<Float>(-.infinity, -200, -88, 0, 1, 88.8, 200, .infinity, 0, 0, 0, 0, 0, 0, 0, 0))
+        #expect(edges[0] == 0 && edges[1] == 0 && edges[2] == 0)
+        #expect(edges[3] == 1 && abs(edges[4] - Float(M_E)) <= Float(M_E).ulp)
+        #expect(edges[5] == .infinity && edges[6] == .infinity && edges[7] == .infinity)
+    }
+
+    @Test func geluMatchesTheTanhFormulaAndItsDerivative() {
+        let inputs = stride(from: -30.0, through: 30.0, by: 0.173).map { Float($0) }
+        var forward = [Float](repeating: 0, count: inputs.count)
+        var backward = [Float](repeating: 0, count: inputs.count)
+        let ones = [Float](repeating: 1, count: inputs.count)
+        Kernels.geluForward(out: &forward, inp: inputs, count: inputs.count)
+        Kernels.geluBackward(dinp: &backward, inp: inputs, dout: ones, count: inputs.count)
+        for (i, x) in inputs.map(Double.init).enumerated() {
+            let scale = (2 / Double.pi).squareRoot()
+            let tanh = Foundation.tanh(scale * (x + 0.044715 * x * x * x))
+            let value = 0.5 * x * (1 + tanh)
+            let slope = 0.5 * (1 + tanh) + 0.5 * x * (1 - tanh * tanh) * scale * (1 + 3 * 0.044715 * x * x)
+            #expect(abs(Double(forward[i]) - value) <= 1e-6 * max(1, abs(value)), "gelu(\(x))")
+            #expect(abs(Double(backward[i]) - slope) <= 4e-6 * max(1, abs(slope)), "gelu'(\(x))")
+        }
+    }
+
+    /// Work is split so that each output is computed the same way whatever the thread count. The
+    /// model is large enough that its matrix products are split too; the batch has padding.
+    @Test func modelResultsDoNotDependOnTheThreadCount() throws {
+        let config = GPT2Config(vocabSize: 500, nPositions: 64, nEmbd: 64, nLayer: 1, nHead: 4)
+        let model = try GPT2Model.randomlyInitialized(config: config, seed: 3)
+        var generator = SeededGenerator(seed: 4)
+        let tokens = (0..<4).map { _ in (0..<64).map { _ in Int(generator.next() % 500) } }
+        let mask = (0..<4).map { row in (0..<64).map { $0 < 64 - 9 * row ? 1 : 0 } }
+        let batch = try Batch(inputIDs: tokens, attentionMask: mask)
+        let saved = Kernels.threadCount
+        defer { Kernels.threadCount = saved }
+        var results: [(loss: Double, logits: [Float], gradients: [Float])] = []
+        for threads in [1, 2] {
+            Kernels.threadCount = threads
+            let loss = try model.forward(batch)
+            model.zeroGradients()
+            model.backward(lossScale: 1 / Float(loss.count))
+            results.append((loss.sum, Array(model.logits), model.gradients.array))
+        }
+        #expect(results[0].loss == results[1].loss)
+        #expect(results[0].logits == results[1].logits)
+        #expect(results[0].gradients == results[1].gradients)
+    }
+}

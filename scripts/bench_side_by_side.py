@@ -1,0 +1,112 @@
+"""Runs `gpt2-ddp bench` and scripts/bench_pytorch.py on the same training steps, alternating the
+two programs round by round so that both see the same machine load, and prints Markdown tables of
+the medians and their ratios (the figures in BENCHMARKS.md).
+
+    swift build -c release
+    python scripts/bench_side_by_side.py --rounds 3 --steps 5 --raw runs/bench.jsonl
+    python scripts/bench_side_by_side.py --matmul      # only gpt2-ddp's matrix multiplication table
+
+Needs torch and transformers for the PyTorch side (not for --matmul). Optional, never in CI.
+"""
+import argparse
+import json
+import os
+import statistics
+import subprocess
+import sys
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+SWIFT = [os.path.join(ROOT, ".build", "release", "gpt2-ddp"), "bench", "--json"]
+PYTORCH = [sys.executable, os.path.join(ROOT, "scripts", "bench_pytorch.py")]
+
+
+def run_json(command, raw):
+    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+    objects = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
+    if raw:
+        for item in objects:
+            raw.write(json.dumps(dict(item, program=item.get("program", "gpt2-ddp"))) + "\n")
+        raw.flush()
+    return objects
+
+
+def median_of(results, key):
+    return statistics.median(item[key] for item in results)
+
+
+def training_steps(arguments, raw):
+    configurations = [(threads, batch) for threads in arguments.threads for batch in arguments.batch_sizes]
+    swift = {c: [] for c in configurations}
+    pytorch = {c: [] for c in configurations}
+    pytorch_forward_backward = {c: [] for c in configurations}
+    peaks = []
+    for round_index in range(arguments.rounds):
+        for threads, batch in configurations:
+            shape = ["--batch-size", str(batch), "--seq-len", str(arguments.seq_len), "--num-threads", str(threads),
+                     "--steps", str(arguments.steps)]
+            for item in run_json(SWIFT + ["--model-config", "gpt2"] + shape, raw):
+                if item["what"] == "peak":
+                    peaks.append(item["gflops_per_second"])
+                else:
+                    swift[(threads, batch)].append(item)
+            for item in run_json(PYTORCH + shape, raw):
+                (pytorch if item["what"] == "train_step" else pytorch_forward_backward)[(threads, batch)].append(item)
+            print(f"round {round_index + 1}: threads={threads} B={batch} done", file=sys.stderr)
+
+    peak = statistics.median(peaks)
+    print(f"Measured peak: {peak:.1f} GFLOP/s per core (median of {len(peaks)} measurements).\n")
+    print("| threads | B×T | gpt2-ddp ms/step | gpt2-ddp tokens/s | of peak | PyTorch train step ms | tokens/s "
+          "| ratio | PyTorch fwd+bwd ms | tokens/s | ratio |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    for threads, batch in configurations:
+        ours = swift[(threads, batch)]
+        theirs, theirs_fb = pytorch[(threads, batch)], pytorch_forward_backward[(threads, batch)]
+        ours_tps, theirs_tps, theirs_fb_tps = (median_of(x, "tokens_per_second") for x in (ours, theirs, theirs_fb))
+        fraction = median_of(ours, "gflops_per_second") / (peak * threads)
+        print(f"| {threads} | {batch}×{arguments.seq_len} | {median_of(ours, 'ms_per_step'):.0f} | {ours_tps:.1f} | "
+              f"{100 * fraction:.0f}% | {median_of(theirs, 'ms_per_step'):.0f} | {theirs_tps:.1f} | {ours_tps / theirs_tps:.2f}x | "
+              f"{median_of(theirs_fb, 'ms_per_step'):.0f} | {theirs_fb_tps:.1f} | {ours_tps / theirs_fb_tps:.2f}x |")
+
+
+def matrix_multiplications(arguments, raw):
+    rows = {}
+    peaks = []
+    for _ in range(arguments.rounds):
+        for item in run_json(SWIFT + ["--matmul", "--steps", str(arguments.steps)], raw):
+            if item["what"] == "peak":
+                peaks.append(item["gflops_per_second"])
+                continue
+            key = (item["num_threads"], item["batch_size"] * item["seq_len"], item["shape"], item["form"])
+            rows.setdefault(key, []).append(item["gflops_per_second"])
+    peak = statistics.median(peaks)
+    print(f"Measured peak: {peak:.1f} GFLOP/s per core. GFLOP/s are medians over {arguments.rounds} runs "
+          f"of the median of {arguments.steps} calls.\n")
+    print("| threads | rows (B·T) | shape (in→out) | forward | of peak | input gradient | of peak | weight gradient | of peak |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for threads, rows_count, shape in sorted({key[:3] for key in rows}, key=lambda k: (k[0], k[1])):
+        cells = []
+        for form in ("forward", "input_gradient", "weight_gradient"):
+            value = statistics.median(rows[(threads, rows_count, shape, form)])
+            cells += [f"{value:.1f}", f"{100 * value / (peak * threads):.0f}%"]
+        print(f"| {threads} | {rows_count} | {shape.replace('x', '→')} | " + " | ".join(cells) + " |")
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--steps", type=int, default=5)
+    parser.add_argument("--seq-len", type=int, default=64)
+    parser.add_argument("--batch-sizes", type=int, nargs="+", default=[4, 16])
+    parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--matmul", action="store_true", help="only gpt2-ddp's matrix multiplication table")
+    parser.add_argument("--raw", help="append every JSON line measured to this file")
+    arguments = parser.parse_args()
+    raw = open(arguments.raw, "a") if arguments.raw else None
+    if arguments.matmul:
+        matrix_multiplications(arguments, raw)
+    else:
+        training_steps(arguments, raw)
+
+
+if __name__ == "__main__":
+    main()
