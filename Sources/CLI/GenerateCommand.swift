@@ -27,6 +27,7 @@ enum GenerateCommand: Command {
             .option("--seed", "N", "sampling seed", default: "42"),
             .toggle("--no-stop-at-eos", "keep generating past the end-of-sequence token"),
             .toggle("--json", "print one JSON object per sequence: the new ids (with the eos that ended it) and the text"),
+            ComputeThreads.flag,
         ])
 
     static func nonNegative(_ arguments: ParsedArguments, _ name: String) throws -> Int? {
@@ -36,6 +37,7 @@ enum GenerateCommand: Command {
     }
 
     static func run(_ arguments: ParsedArguments, console: Console) throws {
+        try ComputeThreads.apply(arguments)
         let directory = try arguments.required("--model-name-or-path")
         let (model, report) = try GPT2Model.load(directory: directory)
         InfoCommand.warnUnexpected(report, console: console)

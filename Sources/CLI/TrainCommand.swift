@@ -23,6 +23,7 @@ enum TrainCommand: Command {
         .option("--block-size", "N", "examples longer than this are truncated (default: the model's n_positions)"),
         .option("--per-device-eval-batch-size", "N", "examples per evaluation batch on each rank", default: "8"),
         .option("--seed", "N", "seed for initialisation, data order and the validation split", default: "42"),
+        ComputeThreads.flag,
     ]
 
     static let spec = CommandSpec(
@@ -69,6 +70,7 @@ enum TrainCommand: Command {
 
     /// The settings `train` and `evaluate` share, read from the flags.
     static func commonArguments(_ arguments: ParsedArguments, outputDir: String, dataFile: String) throws -> TrainingArguments {
+        try ComputeThreads.apply(arguments)
         var settings = TrainingArguments(outputDir: outputDir, trainFile: dataFile)
         settings.modelNameOrPath = arguments.string("--model-name-or-path")
         settings.modelConfig = arguments.string("--model-config")
