@@ -17,7 +17,7 @@ public final class GPT2Model {
     public private(set) var parameters: FloatBuffer
     public private(set) var gradients: FloatBuffer
     private var activations: Activations?
-    private var lastBatch: (inputs: [Int32], targets: [Int32], mask: [Int32]?)?
+    private var lastBatch: (batchSize: Int, sequenceLength: Int, inputs: [Int32], targets: [Int32])?
 
     public init(config: GPT2Config, parameters: FloatBuffer) {
         let layout = ParameterLayout(config: config)
@@ -34,8 +34,8 @@ public final class GPT2Model {
 
     /// The logits [B, T, V] of the last forward pass.
     public var logits: UnsafeBufferPointer<Float> {
-        guard let activations else { return UnsafeBufferPointer(start: nil, count: 0) }
-        return UnsafeBufferPointer(start: activations.logits.pointer, count: activations.logits.count)
+        guard let activations, let batch = lastBatch else { return UnsafeBufferPointer(start: nil, count: 0) }
+        return UnsafeBufferPointer(start: activations.logits.pointer, count: batch.batchSize * batch.sequenceLength * config.vocabSize)
     }
 
     /// Runs the model on `batch` and returns the summed cross-entropy of the predicted tokens
@@ -45,13 +45,14 @@ public final class GPT2Model {
         try batch.validate(for: config)
         let (B, T) = (batch.batchSize, batch.sequenceLength)
         let (C, L, NH, V, I) = (config.nEmbd, config.nLayer, config.nHead, config.vocabSize, config.innerSize)
-        if activations?.batchSize != B || activations?.sequenceLength != T {
-            activations = Activations(config: config, batchSize: B, sequenceLength: T)
+        if !(activations?.fits(batchSize: B, sequenceLength: T) ?? false) {
+            activations = Activations(config: config, rowCapacity: max(B * T, activations?.rowCapacity ?? 0),
+                                      scoreCapacity: max(B * T * T, activations?.scoreCapacity ?? 0))
         }
         let a = activations!
         let p = parameters.pointer
         let targets = batch.targets
-        lastBatch = (batch.inputIDs, targets, batch.attentionMask)
+        lastBatch = (B, T, batch.inputIDs, targets)
         let rows = B * T
         let epsilon = Float(config.layerNormEpsilon)
         let scale: Float = config.scaleAttentionWeights ? 1 / Float(config.headSize).squareRoot() : 1
@@ -63,32 +64,24 @@ public final class GPT2Model {
         withOptionalPointer(batch.attentionMask) { mask in
             for l in 0..<L {
                 let w = layout.blocks[l]
-                let input = l == 0 ? a.embedded.pointer : a.residual3.pointer + (l - 1) * rows * C
-                let ln1 = a.ln1.pointer + l * rows * C
-                let qkv = a.qkv.pointer + l * rows * 3 * C
-                let attentionOut = a.attentionOut.pointer + l * rows * C
-                let residual2 = a.residual2.pointer + l * rows * C
-                let ln2 = a.ln2.pointer + l * rows * C
-                let fcPre = a.fcPre.pointer + l * rows * I
-                let fcGelu = a.fcGelu.pointer + l * rows * I
-                let residual3 = a.residual3.pointer + l * rows * C
+                let x = a.block(l, batchSize: B, sequenceLength: T)
 
-                Kernels.layerNormForward(out: ln1, mean: a.ln1Mean.pointer + l * rows, rstd: a.ln1Rstd.pointer + l * rows, inp: input,
+                Kernels.layerNormForward(out: x.ln1, mean: x.ln1Mean, rstd: x.ln1Rstd, inp: x.input,
                                          weight: p + w.ln1Weight, bias: p + w.ln1Bias, rows: rows, channels: C, epsilon: epsilon)
-                Kernels.linearForward(out: qkv, inp: ln1, weight: p + w.attentionWeight, bias: p + w.attentionBias,
+                Kernels.linearForward(out: x.qkv, inp: x.ln1, weight: p + w.attentionWeight, bias: p + w.attentionBias,
                                       rows: rows, inFeatures: C, outFeatures: 3 * C)
-                Kernels.attentionForward(out: attentionOut, att: a.attention.pointer + l * B * NH * T * T, qkv: qkv, keyMask: mask,
+                Kernels.attentionForward(out: x.attentionOut, att: x.attention, qkv: x.qkv, keyMask: mask,
                                          batch: B, time: T, channels: C, heads: NH, scale: scale)
-                Kernels.linearForward(out: residual2, inp: attentionOut, weight: p + w.attentionProjectionWeight,
+                Kernels.linearForward(out: x.residual2, inp: x.attentionOut, weight: p + w.attentionProjectionWeight,
                                       bias: p + w.attentionProjectionBias, rows: rows, inFeatures: C, outFeatures: C)
-                Kernels.residualAdd(out: residual2, inp: input, count: rows * C)
-                Kernels.layerNormForward(out: ln2, mean: a.ln2Mean.pointer + l * rows, rstd: a.ln2Rstd.pointer + l * rows, inp: residual2,
+                Kernels.residualAdd(out: x.residual2, inp: x.input, count: rows * C)
+                Kernels.layerNormForward(out: x.ln2, mean: x.ln2Mean, rstd: x.ln2Rstd, inp: x.residual2,
                                          weight: p + w.ln2Weight, bias: p + w.ln2Bias, rows: rows, channels: C, epsilon: epsilon)
-                Kernels.linearForward(out: fcPre, inp: ln2, weight: p + w.fcWeight, bias: p + w.fcBias, rows: rows, inFeatures: C, outFeatures: I)
-                Kernels.geluForward(out: fcGelu, inp: fcPre, count: rows * I)
-                Kernels.linearForward(out: residual3, inp: fcGelu, weight: p + w.fcProjectionWeight, bias: p + w.fcProjectionBias,
+                Kernels.linearForward(out: x.fcPre, inp: x.ln2, weight: p + w.fcWeight, bias: p + w.fcBias, rows: rows, inFeatures: C, outFeatures: I)
+                Kernels.geluForward(out: x.fcGelu, inp: x.fcPre, count: rows * I)
+                Kernels.linearForward(out: x.residual3, inp: x.fcGelu, weight: p + w.fcProjectionWeight, bias: p + w.fcProjectionBias,
                                       rows: rows, inFeatures: I, outFeatures: C)
-                Kernels.residualAdd(out: residual3, inp: residual2, count: rows * C)
+                Kernels.residualAdd(out: x.residual3, inp: x.residual2, count: rows * C)
             }
         }
         let last = a.residual3.pointer + (L - 1) * rows * C
@@ -110,7 +103,7 @@ public final class GPT2Model {
     /// the rest is computed.
     public func backward(lossScale: Float, gradientsReady: ((Range<Int>) -> Void)? = nil) {
         guard let a = activations, let batch = lastBatch else { preconditionFailure("backward() needs a forward() first") }
-        let (B, T) = (a.batchSize, a.sequenceLength)
+        let (B, T) = (batch.batchSize, batch.sequenceLength)
         let (C, L, NH, V, I) = (config.nEmbd, config.nLayer, config.nHead, config.vocabSize, config.innerSize)
         let rows = B * T
         let p = parameters.pointer, g = gradients.pointer
@@ -134,33 +127,26 @@ public final class GPT2Model {
         // dResidual carries ∂L/∂(the residual stream) down through the blocks.
         for l in stride(from: L - 1, through: 0, by: -1) {
             let w = layout.blocks[l]
-            let input = l == 0 ? a.embedded.pointer : a.residual3.pointer + (l - 1) * rows * C
-            let ln1 = a.ln1.pointer + l * rows * C
-            let qkv = a.qkv.pointer + l * rows * 3 * C
-            let attentionOut = a.attentionOut.pointer + l * rows * C
-            let residual2 = a.residual2.pointer + l * rows * C
-            let ln2 = a.ln2.pointer + l * rows * C
-            let fcPre = a.fcPre.pointer + l * rows * I
-            let fcGelu = a.fcGelu.pointer + l * rows * I
+            let x = a.block(l, batchSize: B, sequenceLength: T)
 
             Kernels.linearBackward(dinp: a.dFc.pointer, dweight: g + w.fcProjectionWeight, dbias: g + w.fcProjectionBias, dout: dResidual,
-                                   inp: fcGelu, weight: p + w.fcProjectionWeight, rows: rows, inFeatures: I, outFeatures: C)
-            Kernels.geluBackward(dinp: a.dFc.pointer, inp: fcPre, dout: a.dFc.pointer, count: rows * I)
+                                   inp: x.fcGelu, weight: p + w.fcProjectionWeight, rows: rows, inFeatures: I, outFeatures: C)
+            Kernels.geluBackward(dinp: a.dFc.pointer, inp: x.fcPre, dout: a.dFc.pointer, count: rows * I)
             Kernels.linearBackward(dinp: a.dNorm.pointer, dweight: g + w.fcWeight, dbias: g + w.fcBias, dout: a.dFc.pointer,
-                                   inp: ln2, weight: p + w.fcWeight, rows: rows, inFeatures: C, outFeatures: I)
-            Kernels.layerNormBackward(dinp: dResidual, dweight: g + w.ln2Weight, dbias: g + w.ln2Bias, dout: a.dNorm.pointer, inp: residual2,
-                                      weight: p + w.ln2Weight, mean: a.ln2Mean.pointer + l * rows, rstd: a.ln2Rstd.pointer + l * rows,
+                                   inp: x.ln2, weight: p + w.fcWeight, rows: rows, inFeatures: C, outFeatures: I)
+            Kernels.layerNormBackward(dinp: dResidual, dweight: g + w.ln2Weight, dbias: g + w.ln2Bias, dout: a.dNorm.pointer, inp: x.residual2,
+                                      weight: p + w.ln2Weight, mean: x.ln2Mean, rstd: x.ln2Rstd,
                                       rows: rows, channels: C)
             Kernels.linearBackward(dinp: a.dAttentionOut.pointer, dweight: g + w.attentionProjectionWeight, dbias: g + w.attentionProjectionBias,
-                                   dout: dResidual, inp: attentionOut, weight: p + w.attentionProjectionWeight,
+                                   dout: dResidual, inp: x.attentionOut, weight: p + w.attentionProjectionWeight,
                                    rows: rows, inFeatures: C, outFeatures: C)
-            a.dQKV.zero()
-            Kernels.attentionBackward(dqkv: a.dQKV.pointer, dout: a.dAttentionOut.pointer, att: a.attention.pointer + l * B * NH * T * T,
-                                      qkv: qkv, batch: B, time: T, channels: C, heads: NH, scale: scale)
+            a.dQKV.pointer.update(repeating: 0, count: rows * 3 * C)
+            Kernels.attentionBackward(dqkv: a.dQKV.pointer, dout: a.dAttentionOut.pointer, att: x.attention,
+                                      qkv: x.qkv, batch: B, time: T, channels: C, heads: NH, scale: scale)
             Kernels.linearBackward(dinp: a.dNorm.pointer, dweight: g + w.attentionWeight, dbias: g + w.attentionBias, dout: a.dQKV.pointer,
-                                   inp: ln1, weight: p + w.attentionWeight, rows: rows, inFeatures: C, outFeatures: 3 * C)
-            Kernels.layerNormBackward(dinp: dResidual, dweight: g + w.ln1Weight, dbias: g + w.ln1Bias, dout: a.dNorm.pointer, inp: input,
-                                      weight: p + w.ln1Weight, mean: a.ln1Mean.pointer + l * rows, rstd: a.ln1Rstd.pointer + l * rows,
+                                   inp: x.ln1, weight: p + w.attentionWeight, rows: rows, inFeatures: C, outFeatures: 3 * C)
+            Kernels.layerNormBackward(dinp: dResidual, dweight: g + w.ln1Weight, dbias: g + w.ln1Bias, dout: a.dNorm.pointer, inp: x.input,
+                                      weight: p + w.ln1Weight, mean: x.ln1Mean, rstd: x.ln1Rstd,
                                       rows: rows, channels: C)
             gradientsReady?(readyRanges[L - l])
         }
@@ -189,26 +175,29 @@ private func withOptionalPointer<R>(_ values: [Int32]?, _ body: (UnsafePointer<I
     return values.withUnsafeBufferPointer { body($0.baseAddress) }
 }
 
-/// Every activation the backward pass needs for one (B, T), allocated once, plus its scratch space.
+/// Every activation the backward pass needs, with its scratch space, planned for up to
+/// `rowCapacity` tokens (B·T) and `scoreCapacity` attention scores per head and layer (B·T·T);
+/// smaller batches reuse it, so padding to each batch's longest example allocates nothing.
 final class Activations {
-    let batchSize: Int
-    let sequenceLength: Int
+    let config: GPT2Config
+    let rowCapacity: Int
+    let scoreCapacity: Int
     let embedded, ln1, ln1Mean, ln1Rstd, qkv, attention, attentionOut, residual2: FloatBuffer
     let ln2, ln2Mean, ln2Rstd, fcPre, fcGelu, residual3, lnf, lnfMean, lnfRstd: FloatBuffer
     let logits, probabilities, losses: FloatBuffer
     let dResidual, dNorm, dQKV, dAttentionOut, dFc: FloatBuffer
 
-    init(config: GPT2Config, batchSize B: Int, sequenceLength T: Int) {
+    init(config: GPT2Config, rowCapacity rows: Int, scoreCapacity scores: Int) {
         let (C, L, NH, V, I) = (config.nEmbd, config.nLayer, config.nHead, config.vocabSize, config.innerSize)
-        let rows = B * T
-        batchSize = B
-        sequenceLength = T
+        self.config = config
+        rowCapacity = rows
+        scoreCapacity = scores
         embedded = FloatBuffer(count: rows * C)
         ln1 = FloatBuffer(count: L * rows * C)
         ln1Mean = FloatBuffer(count: L * rows)
         ln1Rstd = FloatBuffer(count: L * rows)
         qkv = FloatBuffer(count: L * rows * 3 * C)
-        attention = FloatBuffer(count: L * B * NH * T * T)
+        attention = FloatBuffer(count: L * NH * scores)
         attentionOut = FloatBuffer(count: L * rows * C)
         residual2 = FloatBuffer(count: L * rows * C)
         ln2 = FloatBuffer(count: L * rows * C)
@@ -229,4 +218,26 @@ final class Activations {
         dAttentionOut = FloatBuffer(count: rows * C)
         dFc = FloatBuffer(count: rows * I)
     }
+
+    func fits(batchSize B: Int, sequenceLength T: Int) -> Bool { B * T <= rowCapacity && B * T * T <= scoreCapacity }
+
+    /// Block l's activations for a batch of B sequences of T tokens.
+    func block(_ l: Int, batchSize B: Int, sequenceLength T: Int) -> BlockActivations {
+        let (C, NH, I) = (config.nEmbd, config.nHead, config.innerSize)
+        let rows = B * T
+        return BlockActivations(
+            input: l == 0 ? embedded.pointer : residual3.pointer + (l - 1) * rows * C,
+            ln1: ln1.pointer + l * rows * C, ln1Mean: ln1Mean.pointer + l * rows, ln1Rstd: ln1Rstd.pointer + l * rows,
+            qkv: qkv.pointer + l * rows * 3 * C, attention: attention.pointer + l * NH * B * T * T,
+            attentionOut: attentionOut.pointer + l * rows * C, residual2: residual2.pointer + l * rows * C,
+            ln2: ln2.pointer + l * rows * C, ln2Mean: ln2Mean.pointer + l * rows, ln2Rstd: ln2Rstd.pointer + l * rows,
+            fcPre: fcPre.pointer + l * rows * I, fcGelu: fcGelu.pointer + l * rows * I, residual3: residual3.pointer + l * rows * C)
+    }
+}
+
+/// Where one transformer block's activations live: [B·T, C] rows, except qkv [B·T, 3C], the MLP's
+/// [B·T, I], the LayerNorm statistics [B·T] and the attention weights [B, NH, T, T].
+struct BlockActivations {
+    let input, ln1, ln1Mean, ln1Rstd, qkv, attention, attentionOut, residual2: UnsafeMutablePointer<Float>
+    let ln2, ln2Mean, ln2Rstd, fcPre, fcGelu, residual3: UnsafeMutablePointer<Float>
 }
