@@ -40,8 +40,9 @@ enum MatrixMultiply {
     /// registers (of 16) and needs 8 loads per 12 FMAs, which two FMA and three load ports sustain.
     static let mr = 6
     static let nr = 16
-    /// The depth of one pass: C is read and written once per kc multiply-adds. 768 columns cover
-    /// GPT-2 124M's narrow matrices (n = 768) whole, so their A operand is packed only once.
+    /// A packed B block is kc × nc floats (768 KB, most of a 1 MB L2). kc is also the depth of one
+    /// pass over C (read and written once per kc multiply-adds); nc = 768 covers GPT-2 124M's
+    /// narrow products (n = 768) whole, so their A operand is packed only once.
     static let kc = 256
     static let nc = 768
 
