@@ -40,8 +40,9 @@ enum MatrixMultiply {
     /// registers (of 16) and needs 8 loads per 12 FMAs, which two FMA and three load ports sustain.
     static let mr = 6
     static let nr = 16
-    /// The depth of one pass: C is read and written once per kc multiply-adds. 768 columns cover
-    /// GPT-2 124M's narrow matrices (n = 768) whole, so their A operand is packed only once.
+    /// A packed B block is kc × nc floats (768 KB, most of a 1 MB L2). kc is also the depth of one
+    /// pass over C (read and written once per kc multiply-adds); nc = 768 covers GPT-2 124M's
+    /// narrow products (n = 768) whole, so their A operand is packed only once.
     static let kc = 256
     static let nc = 768
 
@@ -88,6 +89,7 @@ enum MatrixMultiply {
                     pack(b.offset(row: p0, column: j0).transposed, count: columns, depth: depth, panelWidth: nr, into: packedB)
                     let blockStart = p0 == 0 ? start.offset(by: j0) : .accumulate
                     for i0 in stride(from: 0, to: m, by: mr) {
+                        // A's panel is packed just before its sweep, so the sweep reads it from L1.
                         let rows = min(mr, m - i0)
                         pack(a.offset(row: i0, column: p0), count: rows, depth: depth, panelWidth: mr, into: packedA)
                         for jr in stride(from: 0, to: columns, by: nr) {
@@ -116,14 +118,25 @@ enum MatrixMultiply {
                     if width == 16 { store16(load16(from), to) } else { for r in 0..<width { to[r] = from[r] } }
                 }
             }
+        } else if source.columnStride == 1 {
+            // A transposition: each row is contiguous along the depth. Read it a cache line (16
+            // floats) at a time and scatter that into the panel, so every line is loaded once:
+            // rows a multiple of 4 KB apart (GPT-2's 3072 floats) fall in the same L1 set, and
+            // reading 16 of them a float at a time evicts each line before its next float is read.
+            for q in 0..<fullPanels {
+                let origin = source.base + q * width * source.rowStride, panel = packed + q * width * depth
+                forEachChunk(0..<depth) { p, lanes in
+                    for r in 0..<width {
+                        let values = load16(origin + r * source.rowStride + p, lanes)
+                        for i in 0..<lanes { panel[(p + i) * width + r] = values[i] }
+                    }
+                }
+            }
         } else {
-            // A transposition: gather w floats per column, one from each row. Walking the columns
-            // in the outer loop keeps w rows' memory streams in flight at once.
             for q in 0..<fullPanels {
                 let origin = source.base + q * width * source.rowStride, panel = packed + q * width * depth
                 for p in 0..<depth {
-                    let from = origin + p * source.columnStride, to = panel + p * width
-                    for r in 0..<width { to[r] = from[r * source.rowStride] }
+                    for r in 0..<width { panel[p * width + r] = origin[r * source.rowStride + p * source.columnStride] }
                 }
             }
         }
