@@ -1,12 +1,13 @@
 import Foundation
 import GPT2
+import Training
 
 /// Times the matrix multiplications of GPT-2 124M and training steps of a randomly initialised
 /// model on random tokens, against the measured peak of the cores used.
 enum BenchCommand: Command {
     static let spec = CommandSpec(
         name: "bench",
-        summary: "Time GPT-2's matrix multiplications and training steps (forward and backward) of a random model: "
+        summary: "Time GPT-2's matrix multiplications and training steps (forward, backward, clipping, AdamW) of a random model: "
             + "ms, tokens/s, GFLOP/s, fraction of peak. Without --model-config, --batch-size, --seq-len or --num-threads "
             + "it runs the full table. Use a release build.",
         flags: [
@@ -65,17 +66,21 @@ enum BenchCommand: Command {
         }
     }
 
-    /// Forward and backward (gradients zeroed first) on random tokens; the median of `steps`.
+    /// A whole training step on random tokens, as the trainer takes it: forward, backward
+    /// (gradients zeroed first), clipping and AdamW (weight decay 0.01); the median of `steps`.
     static func timeTrainingStep(model: GPT2Model, modelName: String, batchSize B: Int, sequenceLength T: Int, threads: Int,
                                  steps: Int, seed: UInt64, report: Report) throws {
         Kernels.threadCount = threads
         var generator = SeededGenerator(seed: seed &+ 1)
         let vocabulary = UInt64(model.config.vocabSize)
         let batch = try Batch(inputIDs: (0..<B).map { _ in (0..<T).map { _ in Int(generator.next() % vocabulary) } })
+        let optimizer = AdamW(layout: model.layout, settings: .init(weightDecay: 0.01))
         let milliseconds = try medianMilliseconds(steps: steps) {
             let loss = try model.forward(batch)
             model.zeroGradients()
             model.backward(lossScale: 1 / Float(loss.count))
+            _ = clipGradientNorm(model.gradients, maxNorm: 1)
+            optimizer.update(parameters: model.parameters, gradients: model.gradients, learningRate: 5e-5)
         }
         let tokensPerSecond = Double(B * T) / (milliseconds / 1000)
         report.line(what: "train_step", fields: [("model", .string(modelName))], batchSize: B, sequenceLength: T, threads: threads,

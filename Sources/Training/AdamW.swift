@@ -43,22 +43,16 @@ public final class AdamW {
     public func update(parameters: FloatBuffer, gradients: FloatBuffer, learningRate: Double) {
         stepCount += 1
         let t = Double(stepCount)
-        let stepSize = Float(learningRate / (1 - pow(settings.beta1, t)))
-        let secondCorrection = Float((1 - pow(settings.beta2, t)).squareRoot())
-        let b1Complement = Float(1 - settings.beta1), beta2 = Float(settings.beta2), b2Complement = Float(1 - settings.beta2)
-        let epsilon = Float(settings.epsilon)
-        let p = parameters.pointer, g = gradients.pointer, m = firstMoment.pointer, v = secondMoment.pointer
+        var step = Kernels.AdamWStep(decayFactor: 1, stepSize: Float(learningRate / (1 - pow(settings.beta1, t))),
+                                     secondCorrection: Float((1 - pow(settings.beta2, t)).squareRoot()),
+                                     beta1Complement: Float(1 - settings.beta1), beta2: Float(settings.beta2),
+                                     beta2Complement: Float(1 - settings.beta2), epsilon: Float(settings.epsilon))
         for (ranges, decay) in [(decayedRanges, Float(1 - learningRate * settings.weightDecay)), (undecayedRanges, Float(1))] {
+            step.decayFactor = decay
             for range in ranges {
-                for i in range {
-                    let gradient = g[i]
-                    let parameter = p[i] * decay
-                    let mean = m[i] + b1Complement * (gradient - m[i])
-                    let variance = v[i] * beta2 + b2Complement * gradient * gradient
-                    m[i] = mean
-                    v[i] = variance
-                    p[i] = parameter - stepSize * (mean / (variance.squareRoot() / secondCorrection + epsilon))
-                }
+                Kernels.adamW(parameters: parameters.pointer + range.lowerBound, gradients: gradients.pointer + range.lowerBound,
+                              firstMoment: firstMoment.pointer + range.lowerBound, secondMoment: secondMoment.pointer + range.lowerBound,
+                              count: range.count, step: step)
             }
         }
     }
@@ -67,15 +61,10 @@ public final class AdamW {
 /// The global L2 norm of `gradients`, and clipping to `maxNorm` as `clip_grad_norm_` does
 /// (coefficient maxNorm / (norm + 1e-6), applied only when below 1). Returns the norm before clipping.
 public func clipGradientNorm(_ gradients: FloatBuffer, maxNorm: Double) -> Double {
-    var sum = 0.0
-    for i in 0..<gradients.count { sum += Double(gradients[i]) * Double(gradients[i]) }
-    let norm = sum.squareRoot()
+    let norm = Kernels.sumOfSquares(gradients.pointer, count: gradients.count).squareRoot()
     if maxNorm > 0 {
         let coefficient = maxNorm / (norm + 1e-6)
-        if coefficient < 1 {
-            let scale = Float(coefficient)
-            for i in 0..<gradients.count { gradients[i] *= scale }
-        }
+        if coefficient < 1 { Kernels.scale(gradients.pointer, count: gradients.count, by: Float(coefficient)) }
     }
     return norm
 }
