@@ -1,4 +1,5 @@
 import Foundation
+import Distributed
 import GPT2
 import Training
 
@@ -18,6 +19,7 @@ enum BenchCommand: Command {
             .option("--steps", "N", "timed repetitions of each measurement, after one untimed warm-up", default: "5"),
             .option("--seed", "N", "seed for the weights and tokens", default: "1"),
             .toggle("--matmul", "only the matrix multiplication table"),
+            .option("--allreduce-mb", "MB", "instead: time an allreduce of this many MB across the MPI ranks (run under mpirun)"),
             .toggle("--json", "print one JSON object per measurement"),
         ])
 
@@ -26,6 +28,7 @@ enum BenchCommand: Command {
         guard steps > 0 else { throw CLIError.usage(command: spec.name, message: "--steps must be positive") }
         let seed = UInt64(try arguments.int("--seed")!)
         let json = arguments.isSet("--json")
+        if let megabytes = try arguments.double("--allreduce-mb") { return try timeAllReduce(megabytes: megabytes, steps: steps, console: console) }
         let singleConfiguration = ["--model-config", "--batch-size", "--seq-len", "--num-threads"].contains { arguments.string($0) != nil }
         let savedThreadCount = Kernels.threadCount
         defer { Kernels.threadCount = savedThreadCount }
@@ -63,6 +66,26 @@ enum BenchCommand: Command {
                 try timeTrainingStep(model: model, modelName: "gpt2", batchSize: B, sequenceLength: T, threads: threads, steps: steps,
                                      seed: seed, report: report)
             }
+        }
+    }
+
+    /// Open MPI's in-place sum of `megabytes` of floats over all ranks: the median time and the
+    /// bus bandwidth (2(N-1)/N · bytes / time, what each rank sends in a ring allreduce).
+    static func timeAllReduce(megabytes: Double, steps: Int, console: Console) throws {
+        try TrainCommand.runOnEveryRank(command: spec.name, console: console) { communicator in
+            let buffer = FloatBuffer(count: Int(megabytes * 1e6) / 4)
+            var times: [Double] = []
+            for step in 0...steps {
+                try communicator.barrier()
+                let start = DispatchTime.now().uptimeNanoseconds
+                try communicator.allReduceSum(buffer.buffer)
+                if step > 0 { times.append(Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9) }
+            }
+            let median = times.sorted()[times.count / 2]
+            let ranks = Double(communicator.size)
+            guard communicator.isMain else { return }
+            console.print(String(format: #"{"what":"allreduce","ranks":%d,"megabytes":%.1f,"ms":%.1f,"bus_gb_per_s":%.2f}"#,
+                                 communicator.size, megabytes, median * 1000, 2 * (ranks - 1) / ranks * megabytes / 1000 / median))
         }
     }
 
