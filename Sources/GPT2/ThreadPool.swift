@@ -24,7 +24,7 @@ extension Kernels {
         #if os(Linux)
         // Glibc declares sched_getaffinity only under _GNU_SOURCE, which Swift's Glibc module lacks.
         typealias GetAffinity = @convention(c) (pid_t, Int, UnsafeMutableRawPointer) -> Int32
-        if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0), "sched_getaffinity") {
+        if let symbol = dlsym(UnsafeMutableRawPointer(bitPattern: 0) /* RTLD_DEFAULT */, "sched_getaffinity") {
             let getAffinity = unsafeBitCast(symbol, to: GetAffinity.self)
             var mask = [UInt64](repeating: 0, count: 16)  // 1024 CPUs, glibc's cpu_set_t
             let count = mask.withUnsafeMutableBytes { bytes in
@@ -44,8 +44,8 @@ extension Kernels {
         threadPool.run(parts: parts, body)
     }
 
-    /// Splits 0..<count into `threadCount` contiguous ranges, each a multiple of `grain` long
-    /// except the last, and runs `body` on each in parallel. Small jobs stay on one thread.
+    /// Splits 0..<count into up to `threadCount` contiguous ranges, each a multiple of `grain` long
+    /// except the last and at least `minimumPerThread` long, and runs `body` on each in parallel.
     static func parallelFor(_ count: Int, grain: Int = 1, minimumPerThread: Int = 1, _ body: (Range<Int>) -> Void) {
         let units = (count + grain - 1) / grain
         let parts = max(1, min(threadCount, units, count / max(1, minimumPerThread)))
