@@ -25,9 +25,9 @@ PY
 for round in $(seq "$rounds"); do
     $bin "${common[@]}" --num-threads 2 --per-device-train-batch-size 16 --output-dir "$work/a$round" >/dev/null 2>&1
     report "1 rank x 2 threads" "$work/a$round"
-    bash launch/local "${common[@]}" --per-device-train-batch-size 8 --output-dir "$work/b$round" >/dev/null 2>&1
+    bash launch/local "${common[@]}" --per-device-train-batch-size 8 --overlap-allreduce --output-dir "$work/b$round" >/dev/null 2>&1
     report "2 ranks x 1 thread, overlapped allreduce" "$work/b$round"
-    bash launch/local "${common[@]}" --per-device-train-batch-size 8 --no-overlap --output-dir "$work/c$round" >/dev/null 2>&1
+    bash launch/local "${common[@]}" --per-device-train-batch-size 8 --output-dir "$work/c$round" >/dev/null 2>&1
     report "2 ranks x 1 thread, allreduce after backward" "$work/c$round"
 done
 rm -rf "$work"

@@ -58,7 +58,7 @@ enum TrainCommand: Command {
             .option("--sample-steps", "N", "log 3 ideas generated from the bos token every N steps (0: never)", default: "0"),
             .option("--replica-check-steps", "N", "under MPI, compare the ranks' parameter checksums every N steps (0: at start and end only)", default: "100"),
             .option("--allreduce-bucket-mb", "MB", "size of the gradient buckets reduced while backward runs", default: "25"),
-            .toggle("--no-overlap", "reduce all gradients after backward instead of bucket by bucket during it"),
+            .toggle("--overlap-allreduce", "start each bucket's allreduce during backward (non-blocking; slower than after backward on one core per rank, see BENCHMARKS.md)"),
         ])
 
     static func positiveInt(_ arguments: ParsedArguments, _ name: String) throws -> Int {
@@ -134,7 +134,7 @@ enum TrainCommand: Command {
         settings.replicaCheckSteps = try arguments.int("--replica-check-steps")!
         settings.allreduceBucketMB = try arguments.double("--allreduce-bucket-mb")!
         guard settings.allreduceBucketMB > 0 else { throw CLIError.usage(command: spec.name, message: "--allreduce-bucket-mb must be positive") }
-        settings.overlapAllreduce = !arguments.isSet("--no-overlap")
+        settings.overlapAllreduce = arguments.isSet("--overlap-allreduce")
 
         try runOnEveryRank(command: spec.name, console: console) { communicator in
             // Only rank 0 speaks; the others' errors still reach standard error.

@@ -54,8 +54,10 @@ public struct TrainingArguments: Codable, Sendable, Equatable {
     // Data parallelism.
     /// Compare the ranks' parameter checksums every N steps (0: only at the start).
     public var replicaCheckSteps = 100
-    /// Start each gradient bucket's allreduce while backward computes the layers below it.
-    public var overlapAllreduce = true
+    /// Start each gradient bucket's allreduce while backward computes the layers below it. Off by
+    /// default: with one core per rank Open MPI's non-blocking collectives only move data inside
+    /// MPI calls, and the blocking buckets after backward measured faster (BENCHMARKS.md).
+    public var overlapAllreduce = false
     public var allreduceBucketMB = 25.0
 
     // Filled in when the run starts.
