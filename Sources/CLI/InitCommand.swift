@@ -17,10 +17,10 @@ enum InitCommand: Command {
     static let modelConfigFlag = Flag.option(
         "--model-config", "NAME|FILE", "a preset (\(GPT2Config.presets.keys.sorted().joined(separator: ", "))) or a config.json", default: "tiny")
 
-    /// A preset by name, or a Hugging Face config.json by path.
+    /// `--model-config` (a preset or a config.json) with `--vocab-size` applied.
     static func resolveConfig(_ arguments: ParsedArguments) throws -> GPT2Config {
         let source = try arguments.required("--model-config")
-        var config = FileManager.default.fileExists(atPath: source) ? try GPT2Config.load(path: source) : try GPT2Config.preset(source)
+        var config = try GPT2Config.resolve(source)
         if let vocabularySize = try arguments.int("--vocab-size") { config.vocabSize = vocabularySize }
         try config.validate(source: source)
         return config

@@ -62,6 +62,11 @@ public struct GPT2Config: Sendable, Equatable {
         return config
     }
 
+    /// A preset by name, or a Hugging Face config.json by path.
+    public static func resolve(_ source: String) throws -> GPT2Config {
+        FileManager.default.fileExists(atPath: source) ? try load(path: source) : try preset(source)
+    }
+
     /// The activations that are the tanh approximation of GELU, all computed the same way.
     static let tanhGELUNames: Set<String> = ["gelu_new", "gelu_pytorch_tanh", "gelu_fast"]
 

@@ -25,8 +25,7 @@ public struct PreparedRun {
             if !report.unexpected.isEmpty { log("warning: tensors not part of GPT2LMHeadModel were not loaded: \(report.unexpected.joined(separator: ", "))") }
             model = loaded
         } else if let source = arguments.modelConfig {
-            let config = FileManager.default.fileExists(atPath: source) ? try GPT2Config.load(path: source) : try GPT2Config.preset(source)
-            model = try GPT2Model.randomlyInitialized(config: config, seed: arguments.seed)
+            model = try GPT2Model.randomlyInitialized(config: try GPT2Config.resolve(source), seed: arguments.seed)
         } else {
             throw TrainingError.invalidSetting("give --model-name-or-path DIR or --model-config NAME")
         }
