@@ -59,13 +59,32 @@ public final class DataLoader {
     /// The micro-batches that `rank` runs for global step `step` (0-based, counted from the start
     /// of training), in order; a micro-batch is nil where this rank's slice is empty.
     public func microBatches(step: Int, rank: Int) -> [Batch?] {
-        let epoch = step / stepsPerEpoch
+        exampleIndices(step: step, rank: rank).map { collator.batch($0.map { dataset.examples[$0] }) }
+    }
+
+    /// The dataset indices of each of `rank`'s micro-batches for global step `step`.
+    func exampleIndices(step: Int, rank: Int) -> [[Int]] {
         let start = (step % stepsPerEpoch) * globalBatchSize
-        let order = order(epoch: epoch)
-        let globalBatch = order[start..<min(start + globalBatchSize, order.count)]
-        return Self.shard(globalBatch, rank: rank, worldSize: worldSize, perDeviceBatchSize: perDeviceBatchSize,
-                          gradientAccumulationSteps: gradientAccumulationSteps)
-            .map { collator.batch($0.map { dataset.examples[$0] }) }
+        let order = order(epoch: step / stepsPerEpoch)
+        return Self.shard(order[start..<min(start + globalBatchSize, order.count)], rank: rank, worldSize: worldSize,
+                          perDeviceBatchSize: perDeviceBatchSize, gradientAccumulationSteps: gradientAccumulationSteps)
+    }
+
+    /// How many of the tokens in the first epoch's padded batches (all ranks) are padding, and
+    /// how many tokens those batches hold: from the examples' lengths, without building batches.
+    public func firstEpochPadding() -> (padding: Int, total: Int) {
+        var padding = 0, total = 0
+        for step in 0..<stepsPerEpoch {
+            for rank in 0..<worldSize {
+                for indices in exampleIndices(step: step, rank: rank) {
+                    let lengths = indices.map { dataset.examples[$0].inputIDs.count }
+                    let padded = (lengths.max() ?? 0) * lengths.count
+                    total += padded
+                    padding += padded - lengths.reduce(0, +)
+                }
+            }
+        }
+        return (padding, total)
     }
 
     /// Cuts one global batch into this rank's micro-batches: micro-batch a of rank r holds items

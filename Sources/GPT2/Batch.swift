@@ -60,6 +60,9 @@ public struct Batch: Sendable, Equatable {
         return targets
     }
 
+    /// How many positions hold real tokens (not padding).
+    public var realTokenCount: Int { attentionMask?.reduce(0) { $0 + Int($1) } ?? inputIDs.count }
+
     /// How many positions contribute to the loss.
     public var targetCount: Int { targets.reduce(0) { $0 + ($1 == Self.ignoredLabel ? 0 : 1) } }
 

@@ -145,7 +145,7 @@ public final class Trainer {
             let learningRate = schedule.learningRate(at: step)
             let microBatches = loader.microBatches(step: step, rank: communicator.rank)
             let localTargets = microBatches.reduce(0) { $0 + ($1?.targetCount ?? 0) }
-            let localTokens = microBatches.reduce(0) { $0 + ($1.map { $0.attentionMask?.reduce(0) { $0 + Int($1) } ?? $0.inputIDs.count } ?? 0) }
+            let localTokens = microBatches.reduce(0) { $0 + ($1?.realTokenCount ?? 0) }
             let counts = try communicator.sum([Double(localTargets), Double(localTokens)])
             guard counts[0] > 0 else { throw TrainingError.noTargets(step: step) }
 
@@ -221,19 +221,12 @@ public final class Trainer {
     }
 
     private func logStart() {
+        guard communicator.isMain else { return }  // only rank 0 logs
         let examples = loader.dataset.count
         // What padding costs: the share of the first epoch's batch tokens that are padding.
-        var real = 0, padded = 0
-        for step in 0..<loader.stepsPerEpoch {
-            for rank in 0..<communicator.size {
-                for batch in loader.microBatches(step: step, rank: rank).compactMap({ $0 }) {
-                    padded += batch.inputIDs.count
-                    real += batch.attentionMask?.reduce(0) { $0 + Int($1) } ?? batch.inputIDs.count
-                }
-            }
-        }
+        let (padding, total) = loader.firstEpochPadding()
         output.log(String(format: "padding: %.1f%% of the tokens in an epoch's batches are padding (%d of %d)%@",
-                          100 * Double(padded - real) / Double(max(padded, 1)), padded - real, padded,
+                          100 * Double(padding) / Double(max(total, 1)), padding, total,
                           arguments.packing ? "; packing into full blocks drops only the last partial block" : "; --packing would avoid it"))
         output.log("training \(examples) examples (\(loader.dataset.tokenCount) tokens) for \(arguments.totalSteps) steps: "
             + "\(loader.stepsPerEpoch) steps per epoch, global batch \(loader.globalBatchSize) = \(communicator.size) rank(s) x "

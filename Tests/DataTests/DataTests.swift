@@ -117,3 +117,19 @@ func writeData(_ content: String, _ name: String) throws -> String {
     #expect(TokenCache.load(path: path) == nil, "a truncated cache is not used")
     #expect(TokenCache.load(path: directory.appendingPathComponent("missing.bin").path) == nil)
 }
+
+@Test func firstEpochPaddingCountsWhatTheBatchesPad() {
+    let dataset = Dataset(examples: [1, 5, 2, 7, 3, 3, 9].map { TokenizedExample(inputIDs: Array(repeating: 1, count: $0)) })
+    let loader = DataLoader(dataset: dataset, perDeviceBatchSize: 2, gradientAccumulationSteps: 1, worldSize: 2, seed: 4, collator: Collator(padTokenID: 0))
+    var padding = 0, total = 0
+    for step in 0..<loader.stepsPerEpoch {
+        for rank in 0..<2 {
+            for batch in loader.microBatches(step: step, rank: rank).compactMap({ $0 }) {
+                total += batch.inputIDs.count
+                padding += batch.inputIDs.count - batch.realTokenCount
+            }
+        }
+    }
+    #expect(loader.firstEpochPadding() == (padding, total))
+    #expect(total > 30 && padding > 0)
+}
