@@ -15,21 +15,12 @@ public struct Dataset: Sendable, Equatable {
     public var tokenCount: Int { examples.reduce(0) { $0 + $1.inputIDs.count } }
 
     /// Wraps each text with `template` (`{text}` marks where it goes, e.g. the recipe's
-    /// "<|endoftext|> {text} <|EOS|>"), encodes it and cuts it to `blockSize` tokens.
-    public static func encode(_ texts: [String], template: String, blockSize: Int, encode: (String) -> [Int]) -> Dataset {
-        var truncated = 0
-        let examples = texts.map { text -> TokenizedExample in
-            var ids = encode(template.replacingOccurrences(of: "{text}", with: text))
-            if ids.count > blockSize {
-                ids.removeLast(ids.count - blockSize)
-                truncated += 1
-            }
-            return TokenizedExample(inputIDs: ids.map { Int32($0) })
-        }
-        return Dataset(examples: examples, truncatedCount: truncated)
+    /// "<|endoftext|> {text} <|EOS|>") and encodes it; `truncating` then cuts to the block size.
+    public static func encode(_ texts: [String], template: String, encode: (String) -> [Int]) -> [TokenizedExample] {
+        texts.map { TokenizedExample(inputIDs: encode(template.replacingOccurrences(of: "{text}", with: $0)).map { Int32($0) }) }
     }
 
-    /// Pre-tokenized examples, cut to `blockSize`.
+    /// Examples cut to `blockSize`, counting how many were cut.
     public static func truncating(_ examples: [TokenizedExample], blockSize: Int) -> Dataset {
         var truncated = 0
         let cut = examples.map { example -> TokenizedExample in

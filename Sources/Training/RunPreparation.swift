@@ -37,6 +37,20 @@ public struct PreparedRun {
         var tokenizer: GPT2Tokenizer?
         let template = arguments.template.replacingOccurrences(of: "{bos}", with: arguments.bosToken)
             .replacingOccurrences(of: "{eos}", with: arguments.eosToken)
+        // Untruncated examples are cached, so a restart with another --block-size still reads them.
+        func encodedExamples(_ texts: [String], dataPath: String, tokenizer: GPT2Tokenizer) throws -> [TokenizedExample] {
+            let cacheDir = arguments.cacheDir ?? (arguments.outputDir.isEmpty ? nil : URL(fileURLWithPath: arguments.outputDir).appendingPathComponent(".cache").path)
+            guard let cacheDir else { return Dataset.encode(texts, template: template, encode: tokenizer.encode) }
+            let settings = [fingerprint(of: tokenizer), template, arguments.textColumn, arguments.textField].joined(separator: "\u{1}")
+            let cachePath = URL(fileURLWithPath: cacheDir).appendingPathComponent(try TokenCache.fileName(dataPath: dataPath, settings: settings)).path
+            if let cached = TokenCache.load(path: cachePath) {
+                log("read \(cached.count) tokenized examples from the cache \(cachePath)")
+                return cached
+            }
+            let examples = Dataset.encode(texts, template: template, encode: tokenizer.encode)
+            if isMain { try TokenCache.store(examples, path: cachePath) }
+            return examples
+        }
         func readDataset(_ path: String) throws -> Dataset {
             switch try DataFile.read(path: path, textColumn: arguments.textColumn, textField: arguments.textField) {
             case let .tokenized(examples):
@@ -44,17 +58,7 @@ public struct PreparedRun {
             case let .texts(texts):
                 let loaded = try tokenizer ?? loadTokenizer(arguments, model: model, log: log)
                 tokenizer = loaded
-                let cacheDir = arguments.cacheDir ?? (arguments.outputDir.isEmpty ? nil : URL(fileURLWithPath: arguments.outputDir).appendingPathComponent(".cache").path)
-                guard let cacheDir else { return Dataset.encode(texts, template: template, blockSize: blockSize, encode: loaded.encode) }
-                let settings = [fingerprint(of: loaded), template, String(blockSize), arguments.textColumn, arguments.textField].joined(separator: "\u{1}")
-                let cachePath = URL(fileURLWithPath: cacheDir).appendingPathComponent(try TokenCache.fileName(dataPath: path, settings: settings)).path
-                if let cached = TokenCache.load(path: cachePath) {
-                    log("read \(cached.count) tokenized examples from the cache \(cachePath)")
-                    return Dataset.truncating(cached, blockSize: blockSize)
-                }
-                let dataset = Dataset.encode(texts, template: template, blockSize: blockSize, encode: loaded.encode)
-                if isMain { try TokenCache.store(dataset.examples, path: cachePath) }
-                return dataset
+                return Dataset.truncating(try encodedExamples(texts, dataPath: path, tokenizer: loaded), blockSize: blockSize)
             }
         }
         var dataset = try readDataset(dataFile)

@@ -44,7 +44,8 @@ func writeData(_ content: String, _ name: String) throws -> String {
 }
 
 @Test func encodingWrapsTruncatesAndCounts() {
-    let dataset = Dataset.encode(["ab", "abcdef"], template: "<{text}>", blockSize: 5) { text in text.unicodeScalars.map { Int($0.value) } }
+    let dataset = Dataset.truncating(Dataset.encode(["ab", "abcdef"], template: "<{text}>") { text in text.unicodeScalars.map { Int($0.value) } },
+                                     blockSize: 5)
     #expect(dataset.examples.map(\.inputIDs) == [[60, 97, 98, 62], [60, 97, 98, 99, 100]])
     #expect(dataset.truncatedCount == 1 && dataset.tokenCount == 9)
 }
