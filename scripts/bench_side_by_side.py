@@ -5,6 +5,7 @@ the medians and their ratios (the figures in BENCHMARKS.md).
     swift build -c release
     python scripts/bench_side_by_side.py --rounds 3 --steps 5 --raw runs/bench.jsonl
     python scripts/bench_side_by_side.py --matmul      # only gpt2-ddp's matrix multiplication table
+    python scripts/bench_side_by_side.py --generate --rounds 3   # generation against transformers' generate()
 
 Needs torch and transformers for the PyTorch side (not for --matmul). Optional, never in CI.
 """
@@ -18,6 +19,7 @@ import sys
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 SWIFT = [os.path.join(ROOT, ".build", "release", "gpt2-ddp"), "bench", "--json"]
 PYTORCH = [sys.executable, os.path.join(ROOT, "scripts", "bench_pytorch.py")]
+GENERATE_REFERENCE = [sys.executable, os.path.join(ROOT, "scripts", "bench_generate_reference.py")]
 
 
 def run_json(command, raw):
@@ -91,6 +93,34 @@ def matrix_multiplications(arguments, raw):
         print(f"| {threads} | {rows_count} | {shape.replace('x', '→')} | " + " | ".join(cells) + " |")
 
 
+def generation(arguments, raw):
+    """gpt2-ddp (fp32 and bf16 weights) and transformers (fp32) at batch 1 and 8, one thread,
+    alternating round by round; the bandwidth limit is gpt2-ddp's measurement in the same run."""
+    batches = [1, 8]
+    ours, theirs, bandwidths = {}, {}, []
+    for round_index in range(arguments.rounds):
+        for item in run_json(SWIFT + ["--generate", "--num-threads", "1", "--steps", str(arguments.steps)], raw):
+            if item["what"] == "memory_bandwidth":
+                bandwidths.append(item["gb_per_second"])
+            elif item["what"] == "generate":
+                ours.setdefault((item["weights_dtype"], item["batch_size"]), []).append(item)
+        for item in run_json(GENERATE_REFERENCE + ["--num-threads", "1", "--steps", str(arguments.steps)], raw):
+            theirs.setdefault(item["batch_size"], []).append(item)
+        print(f"round {round_index + 1} done", file=sys.stderr)
+    print(f"Memory read bandwidth, 1 thread: {statistics.median(bandwidths):.1f} GB/s (median of {len(bandwidths)} runs; "
+          f"each the best of 5 reads of 1 GiB).\n")
+    print("| batch | transformers tokens/s | gpt2-ddp fp32 tokens/s | ratio | of bandwidth limit | gpt2-ddp bf16 tokens/s "
+          "| ratio | bf16 / fp32 | of bandwidth limit |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for batch in batches:
+        reference = median_of(theirs[batch], "tokens_per_second")
+        fp32, bf16 = ours[("fp32", batch)], ours[("bf16", batch)]
+        fp32_tps, bf16_tps = median_of(fp32, "tokens_per_second"), median_of(bf16, "tokens_per_second")
+        print(f"| {batch} | {reference:.1f} | {fp32_tps:.1f} | {fp32_tps / reference:.2f}x | "
+              f"{100 * median_of(fp32, 'fraction_of_bandwidth_limit'):.0f}% | {bf16_tps:.1f} | {bf16_tps / reference:.2f}x | "
+              f"{bf16_tps / fp32_tps:.2f}x | {100 * median_of(bf16, 'fraction_of_bandwidth_limit'):.0f}% |")
+
+
 def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--rounds", type=int, default=3)
@@ -99,11 +129,14 @@ def main():
     parser.add_argument("--batch-sizes", type=int, nargs="+", default=[4, 16])
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--matmul", action="store_true", help="only gpt2-ddp's matrix multiplication table")
+    parser.add_argument("--generate", action="store_true", help="generation against transformers' generate()")
     parser.add_argument("--raw", help="append every JSON line measured to this file")
     arguments = parser.parse_args()
     raw = open(arguments.raw, "a") if arguments.raw else None
     if arguments.matmul:
         matrix_multiplications(arguments, raw)
+    elif arguments.generate:
+        generation(arguments, raw)
     else:
         training_steps(arguments, raw)
 

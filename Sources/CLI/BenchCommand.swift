@@ -20,6 +20,10 @@ enum BenchCommand: Command {
             .option("--seed", "N", "seed for the weights and tokens", default: "1"),
             .toggle("--matmul", "only the matrix multiplication table"),
             .option("--allreduce-mb", "MB", "instead: time an allreduce of this many MB across the MPI ranks (run under mpirun)"),
+            .toggle("--generate", "instead: time greedy generation with the key/value cache (batch 1 and 8 unless --batch-size, "
+                + "fp32 and bf16 weights, 1 thread unless --num-threads) and the memory read bandwidth that bounds it"),
+            .option("--max-new-tokens", "N", "with --generate: new tokens per sequence", default: "50"),
+            .option("--weights-dtype", "fp32|bf16", "with --generate: only this weight type"),
             .toggle("--json", "print one JSON object per measurement"),
         ])
 
@@ -29,6 +33,7 @@ enum BenchCommand: Command {
         let seed = UInt64(try arguments.int("--seed")!)
         let json = arguments.isSet("--json")
         if let megabytes = try arguments.double("--allreduce-mb") { return try timeAllReduce(megabytes: megabytes, steps: steps, console: console) }
+        if arguments.isSet("--generate") { return try timeGeneration(arguments, steps: steps, seed: seed, console: console) }
         let singleConfiguration = ["--model-config", "--batch-size", "--seq-len", "--num-threads"].contains { arguments.string($0) != nil }
         let savedThreadCount = Kernels.threadCount
         defer { Kernels.threadCount = savedThreadCount }
@@ -86,6 +91,53 @@ enum BenchCommand: Command {
             guard communicator.isMain else { return }
             console.print(String(format: #"{"what":"allreduce","ranks":%d,"megabytes":%.1f,"ms":%.1f,"bus_gb_per_s":%.2f}"#,
                                  communicator.size, megabytes, median * 1000, 2 * (ranks - 1) / ranks * megabytes / 1000 / median))
+        }
+    }
+
+    /// Greedy generation of a randomly initialised model from the bos token, as `generate` runs it
+    /// (key/value cache, every sequence made to run the full length), against the limit that the
+    /// memory bandwidth sets: at batch 1 every step reads every matrix weight once.
+    static func timeGeneration(_ arguments: ParsedArguments, steps: Int, seed: UInt64, console: Console) throws {
+        let threads = try arguments.int("--num-threads") ?? 1
+        let newTokens = try arguments.int("--max-new-tokens")!
+        guard threads > 0, newTokens > 0 else { throw CLIError.usage(command: spec.name, message: "--num-threads and --max-new-tokens must be positive") }
+        let batchSizes = try arguments.int("--batch-size").map { [$0] } ?? [1, 8]
+        guard batchSizes.allSatisfy({ $0 > 0 }) else { throw CLIError.usage(command: spec.name, message: "--batch-size must be positive") }
+        let dtypes = try arguments.string("--weights-dtype").map { [try GenerateCommand.weightsDType($0, command: spec.name)] } ?? WeightsDType.allCases
+        var modelArguments = arguments
+        modelArguments.values["--model-config"] = [arguments.string("--model-config") ?? "gpt2"]
+        let config = try InitCommand.resolveConfig(modelArguments)
+        guard newTokens < config.nPositions else { throw CLIError.usage(command: spec.name, message: "--max-new-tokens must be below n_positions (\(config.nPositions))") }
+
+        let savedThreadCount = Kernels.threadCount
+        defer { Kernels.threadCount = savedThreadCount }
+        Kernels.threadCount = threads
+        let report = Report(console: console, json: arguments.isSet("--json"), corePeak: Kernels.measureCorePeakGFLOPS())
+        let bandwidth = Kernels.measureReadBandwidth()
+        report.bandwidth(bandwidth, threads: threads)
+        let model = try GPT2Model.randomlyInitialized(config: config, seed: seed)
+        var settings = GenerationSettings()
+        settings.greedy = true
+        settings.maxNewTokens = newTokens
+        settings.stopAtEOS = false
+        let prompt = [config.bosTokenID ?? 0]
+        for dtype in dtypes {
+            let weights = DecodingWeights(model: model, dtype: dtype)
+            let bytesPerStep = Double(config.matrixWeightCount * dtype.bytesPerWeight)
+            for B in batchSizes {
+                let milliseconds = try medianMilliseconds(steps: steps) {
+                    _ = try model.generate(prompt: prompt, count: B, batchSize: B, settings: settings, weights: weights)
+                }
+                let stepsPerSecond = Double(newTokens) / (milliseconds / 1000)
+                let limit = bandwidth * 1e9 / bytesPerStep * Double(B)
+                report.line(what: "generate", fields: [("model", .string(modelArguments.string("--model-config")!)),
+                                                       ("weights_dtype", .string(dtype.rawValue)), ("new_tokens", .number(newTokens))],
+                            batchSize: B, sequenceLength: newTokens, threads: threads, steps: steps,
+                            milliseconds: milliseconds / Double(newTokens), tokensPerSecond: stepsPerSecond * Double(B),
+                            gflops: 2 * Double(config.matrixWeightCount) * stepsPerSecond * Double(B) / 1e9,
+                            extra: [("bandwidth_limit_tokens_per_second", .decimal(limit)),
+                                    ("fraction_of_bandwidth_limit", .decimal(stepsPerSecond * Double(B) / limit))])
+            }
         }
     }
 
@@ -181,7 +233,7 @@ enum BenchCommand: Command {
     /// Prints measurements as text or JSON lines; fraction_of_peak is against the measured peak of
     /// one core times the threads used.
     struct Report {
-        enum Value { case string(String), number(Int) }
+        enum Value { case string(String), number(Int), decimal(Double) }
         let console: Console
         let json: Bool
         let corePeak: Double
@@ -194,30 +246,47 @@ enum BenchCommand: Command {
             }
         }
 
+        func bandwidth(_ gigabytesPerSecond: Double, threads: Int) {
+            if json {
+                console.print(#"{"what":"memory_bandwidth","num_threads":\#(threads),"gb_per_second":\#(format(gigabytesPerSecond))}"#)
+            } else {
+                console.print("memory read bandwidth: \(format(gigabytesPerSecond)) GB/s with \(threads) thread(s) (1 GiB summed, best of 5)")
+            }
+        }
+
+        /// `fields` go before the common ones and `extra` after them (in JSON; in text, fields
+        /// form the label and extra trails the line).
         func line(what: String, fields: [(String, Value)], batchSize: Int, sequenceLength: Int, threads: Int, steps: Int,
-                  milliseconds: Double, tokensPerSecond: Double, gflops: Double) {
+                  milliseconds: Double, tokensPerSecond: Double, gflops: Double, extra: [(String, Value)] = []) {
             let fraction = gflops / (corePeak * Double(threads))
             if json {
-                let extra = fields.map { name, value in
-                    switch value {
-                    case .string(let text): return #""\#(name)":"\#(text)","#
-                    case .number(let number): return #""\#(name)":\#(number),"#
-                    }
-                }.joined()
-                console.print(#"{"what":"\#(what)",\#(extra)"batch_size":\#(batchSize),"seq_len":\#(sequenceLength),"#
+                func members(_ pairs: [(String, Value)]) -> String {
+                    pairs.map { name, value in
+                        switch value {
+                        case .string(let text): return #""\#(name)":"\#(text)","#
+                        case .number(let number): return #""\#(name)":\#(number),"#
+                        case .decimal(let number): return #""\#(name)":\#(String(format: "%.3f", number)),"#
+                        }
+                    }.joined()
+                }
+                let trailing = String(members(extra).dropLast())
+                console.print(#"{"what":"\#(what)",\#(members(fields))"batch_size":\#(batchSize),"seq_len":\#(sequenceLength),"#
                     + #""num_threads":\#(threads),"steps":\#(steps),"ms_per_step":\#(format(milliseconds)),"#
                     + #""tokens_per_second":\#(format(tokensPerSecond)),"gflops_per_second":\#(format(gflops)),"#
-                    + #""fraction_of_peak":\#(String(format: "%.3f", fraction))}"#)
+                    + #""fraction_of_peak":\#(String(format: "%.3f", fraction))\#(trailing.isEmpty ? "" : "," + trailing)}"#)
             } else {
-                let label = ([what] + fields.map { name, value in
-                    switch value {
-                    case .string(let text): return text
-                    case .number(let number): return "\(name)=\(number)"
+                func text(_ pairs: [(String, Value)]) -> [String] {
+                    pairs.map { name, value in
+                        switch value {
+                        case .string(let text): return text
+                        case .number(let number): return "\(name)=\(number)"
+                        case .decimal(let number): return "\(name)=\(String(format: "%.3f", number))"
+                        }
                     }
-                }).joined(separator: " ")
-                console.print("\(label) B=\(batchSize) T=\(sequenceLength) threads=\(threads): \(format(milliseconds)) ms "
-                    + "(median of \(steps)), \(format(tokensPerSecond)) tokens/s, \(format(gflops)) GFLOP/s, "
-                    + "\(String(format: "%.0f", 100 * fraction))% of peak")
+                }
+                console.print("\(([what] + text(fields)).joined(separator: " ")) B=\(batchSize) T=\(sequenceLength) threads=\(threads): "
+                    + "\(format(milliseconds)) ms (median of \(steps)), \(format(tokensPerSecond)) tokens/s, \(format(gflops)) GFLOP/s, "
+                    + "\(String(format: "%.0f", 100 * fraction))% of peak" + text(extra).map { ", " + $0 }.joined())
             }
         }
 

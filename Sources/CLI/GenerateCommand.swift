@@ -27,6 +27,8 @@ enum GenerateCommand: Command {
             .option("--seed", "N", "sampling seed", default: "42"),
             .toggle("--no-stop-at-eos", "keep generating past the end-of-sequence token"),
             .toggle("--json", "print one JSON object per sequence: the new ids (with the eos that ended it) and the text"),
+            .option("--weights-dtype", "fp32|bf16", "hold the weights as fp32 or as bfloat16 (half the memory traffic; arithmetic stays fp32)",
+                    default: "fp32"),
             ComputeThreads.flag,
         ])
 
@@ -36,8 +38,16 @@ enum GenerateCommand: Command {
         return value
     }
 
+    static func weightsDType(_ name: String, command: String) throws -> WeightsDType {
+        guard let dtype = WeightsDType(rawValue: name) else {
+            throw CLIError.usage(command: command, message: "--weights-dtype must be fp32 or bf16, not '\(name)'")
+        }
+        return dtype
+    }
+
     static func run(_ arguments: ParsedArguments, console: Console) throws {
         try ComputeThreads.apply(arguments)
+        let dtype = try weightsDType(try arguments.required("--weights-dtype"), command: spec.name)
         let directory = try arguments.required("--model-name-or-path")
         let (model, report) = try GPT2Model.load(directory: directory)
         InfoCommand.warnUnexpected(report, console: console)
@@ -95,7 +105,7 @@ enum GenerateCommand: Command {
         if prompt.count + settings.maxNewTokens > model.config.nPositions {
             console.warn("warning: prompt (\(prompt.count)) plus --max-new-tokens (\(settings.maxNewTokens)) exceeds the model's \(model.config.nPositions) positions; generation stops there")
         }
-        let sequences = try model.generate(prompt: prompt, count: count, batchSize: batch, settings: settings)
+        let sequences = try model.generate(prompt: prompt, count: count, batchSize: batch, settings: settings, weightsDType: dtype)
         for ids in sequences {
             let text = try tokenizer?.decode(ids, skipSpecialTokens: true)
             if arguments.isSet("--json") {

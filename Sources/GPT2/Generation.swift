@@ -57,12 +57,13 @@ public struct Sampler {
             for i in logits.indices { logits[i] /= temperature }
         }
         if settings.topK > 0 && settings.topK < logits.count {
-            let threshold = logits.sorted(by: >)[settings.topK - 1]
+            let threshold = Self.kthLargest(logits, settings.topK)
             for i in logits.indices where logits[i] < threshold { logits[i] = -.infinity }
         }
         if settings.topP < 1 {
             // Drop the least likely tokens whose total probability is at most 1 - top_p, always keeping the most likely.
-            let order = logits.indices.sorted { logits[$0] < logits[$1] }
+            // Tokens already at -∞ (top-k's leftovers) have no probability to drop.
+            let order = logits.indices.filter { logits[$0] > -.infinity }.sorted { logits[$0] < logits[$1] }
             let probabilities = softmax(logits)
             var cumulative = 0.0
             for (rank, index) in order.enumerated() where rank < order.count - 1 {
@@ -91,6 +92,23 @@ public struct Sampler {
         return probabilities.lastIndex { $0 > 0 } ?? 0
     }
 
+    /// The k-th largest of `values` (1 ≤ k ≤ count), keeping only the k largest seen, in order:
+    /// a vocabulary-sized sort per token is what made sampling slower than the model.
+    static func kthLargest(_ values: [Float], _ k: Int) -> Float {
+        var largest: [Float] = []  // ascending
+        largest.reserveCapacity(k + 1)
+        for value in values where largest.count < k || value > largest[0] {
+            var low = 0, high = largest.count
+            while low < high {
+                let middle = (low + high) / 2
+                if largest[middle] < value { low = middle + 1 } else { high = middle }
+            }
+            largest.insert(value, at: low)
+            if largest.count > k { largest.removeFirst() }
+        }
+        return largest[0]
+    }
+
     private func softmax(_ logits: [Float]) -> [Double] {
         let maximum = Double(logits.max() ?? 0)
         let exponentials = logits.map { $0 == -.infinity ? 0 : exp(Double($0) - maximum) }
@@ -103,7 +121,16 @@ extension GPT2Model {
     /// `count` continuations of `prompt`, generated `batchSize` at a time with a key/value cache.
     /// Each holds the new ids only, ending with the end-of-sequence token that stopped it (if one did).
     /// A sequence also ends where it fills the model's positions (n_positions tokens in all).
-    public func generate(prompt: [Int], count: Int, batchSize: Int, settings: GenerationSettings) throws -> [[Int]] {
+    /// `weightsDType` bf16 decodes with the weights rounded to bfloat16.
+    public func generate(prompt: [Int], count: Int, batchSize: Int, settings: GenerationSettings,
+                         weightsDType: WeightsDType = .float32) throws -> [[Int]] {
+        try generate(prompt: prompt, count: count, batchSize: batchSize, settings: settings,
+                     weights: DecodingWeights(model: self, dtype: weightsDType))
+    }
+
+    /// The same with the decoding weights already made from this model.
+    public func generate(prompt: [Int], count: Int, batchSize: Int, settings: GenerationSettings,
+                         weights: DecodingWeights) throws -> [[Int]] {
         guard !prompt.isEmpty else { throw ModelError.invalidBatch(problem: "the prompt is empty") }
         guard prompt.count < config.nPositions else {
             throw ModelError.invalidBatch(problem: "the prompt has \(prompt.count) tokens; the model's context (n_positions) is \(config.nPositions)")
@@ -118,7 +145,9 @@ extension GPT2Model {
         var session: InferenceSession?
         while results.count < count {
             let B = min(batchSize, count - results.count)
-            if session?.batchSize != B { session = InferenceSession(model: self, batchSize: B, capacity: capacity) }
+            if session?.batchSize != B {
+                session = InferenceSession(model: self, batchSize: B, capacity: capacity, weights: weights)
+            }
             let cache = session!
             cache.reset()
             var samplers = (0..<B).map { Sampler(settings: settings, stream: results.count + $0) }

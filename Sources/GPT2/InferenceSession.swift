@@ -1,17 +1,21 @@
 /// Incremental decoding: the keys and values of every layer are kept for the tokens seen so far,
 /// so each new token costs one row through the model. Memory is allocated once, for `batchSize`
-/// sequences of up to `capacity` tokens.
+/// sequences of up to `capacity` tokens. The matrices (and token embeddings) come from
+/// `DecodingWeights`, in fp32 or bfloat16; LayerNorms, biases and position embeddings are read
+/// from the model's fp32 parameters (position embeddings rounded alike with bf16).
 public final class InferenceSession {
     public let model: GPT2Model
     public let batchSize: Int
     public let capacity: Int
+    public let weights: DecodingWeights
     /// Tokens already in the cache, the same for every sequence.
     public private(set) var length = 0
     private let keys: FloatBuffer, values: FloatBuffer  // [L, B, capacity, C] each
     private let hidden, normed, qkv, attentionOut, fc, fcGelu: FloatBuffer
     private let mean, rstd, lastHidden, lastLogits: FloatBuffer
 
-    public init(model: GPT2Model, batchSize: Int, capacity: Int) {
+    /// `weights` must have been made from `model` as it is now.
+    public init(model: GPT2Model, batchSize: Int, capacity: Int, weights: DecodingWeights) {
         precondition(batchSize > 0 && capacity > 0 && capacity <= model.config.nPositions)
         let config = model.config
         let (C, L, I, V) = (config.nEmbd, config.nLayer, config.innerSize, config.vocabSize)
@@ -19,6 +23,8 @@ public final class InferenceSession {
         self.model = model
         self.batchSize = batchSize
         self.capacity = capacity
+        precondition(weights.blocks.count == L && weights.head.columnCount == V, "decoding weights of another model")
+        self.weights = weights
         keys = FloatBuffer(count: L * rows * C)
         values = FloatBuffer(count: L * rows * C)
         hidden = FloatBuffer(count: rows * C)
@@ -52,17 +58,16 @@ public final class InferenceSession {
         for b in 0..<B {
             for i in 0..<n {
                 let row = hidden.pointer + (b * n + i) * C
-                let token = p + layout.tokenEmbedding + Int(tokens[b][i]) * C
-                let position = p + layout.positionEmbedding + (length + i) * C
-                for c in 0..<C { row[c] = token[c] + position[c] }
+                let token = Int(tokens[b][i]), position = p + layout.positionEmbedding + (length + i) * C
+                for c in 0..<C { row[c] = weights.head.value(c, token) + weights.rounded(position[c]) }
             }
         }
         for l in 0..<L {
             let w = layout.blocks[l]
             Kernels.layerNormForward(out: normed.pointer, mean: mean.pointer, rstd: rstd.pointer, inp: hidden.pointer,
                                      weight: p + w.ln1Weight, bias: p + w.ln1Bias, rows: rows, channels: C, epsilon: epsilon)
-            Kernels.linearForward(out: qkv.pointer, inp: normed.pointer, weight: p + w.attentionWeight, bias: p + w.attentionBias,
-                                  rows: rows, inFeatures: C, outFeatures: 3 * C)
+            let matrices = weights.blocks[l]
+            matrices.attention.multiply(m: rows, a: normed.pointer, c: qkv.pointer, ldc: 3 * C, start: .rowVector(p + w.attentionBias))
             let layerKeys = keys.pointer + l * B * capacity * C, layerValues = values.pointer + l * B * capacity * C
             for b in 0..<B {
                 for i in 0..<n {
@@ -75,23 +80,21 @@ public final class InferenceSession {
                                            batch: B, newTokens: n, pastLength: length, capacity: capacity,
                                            channels: C, heads: NH, scale: scale)
             // The residual stream: hidden += proj(attention); hidden += mlp(ln2(hidden)).
-            Kernels.linearForward(out: normed.pointer, inp: attentionOut.pointer, weight: p + w.attentionProjectionWeight,
-                                  bias: p + w.attentionProjectionBias, rows: rows, inFeatures: C, outFeatures: C)
+            matrices.attentionProjection.multiply(m: rows, a: attentionOut.pointer, c: normed.pointer, ldc: C,
+                                                  start: .rowVector(p + w.attentionProjectionBias))
             Kernels.residualAdd(out: hidden.pointer, inp: normed.pointer, count: rows * C)
             Kernels.layerNormForward(out: normed.pointer, mean: mean.pointer, rstd: rstd.pointer, inp: hidden.pointer,
                                      weight: p + w.ln2Weight, bias: p + w.ln2Bias, rows: rows, channels: C, epsilon: epsilon)
-            Kernels.linearForward(out: fc.pointer, inp: normed.pointer, weight: p + w.fcWeight, bias: p + w.fcBias,
-                                  rows: rows, inFeatures: C, outFeatures: I)
+            matrices.fc.multiply(m: rows, a: normed.pointer, c: fc.pointer, ldc: I, start: .rowVector(p + w.fcBias))
             Kernels.geluForward(out: fcGelu.pointer, inp: fc.pointer, count: rows * I)
-            Kernels.linearForward(out: normed.pointer, inp: fcGelu.pointer, weight: p + w.fcProjectionWeight,
-                                  bias: p + w.fcProjectionBias, rows: rows, inFeatures: I, outFeatures: C)
+            matrices.fcProjection.multiply(m: rows, a: fcGelu.pointer, c: normed.pointer, ldc: C, start: .rowVector(p + w.fcProjectionBias))
             Kernels.residualAdd(out: hidden.pointer, inp: normed.pointer, count: rows * C)
         }
         // Only each sequence's last position needs logits.
         for b in 0..<B { (lastHidden.pointer + b * C).update(from: hidden.pointer + (b * n + n - 1) * C, count: C) }
         Kernels.layerNormForward(out: normed.pointer, mean: mean.pointer, rstd: rstd.pointer, inp: lastHidden.pointer,
                                  weight: p + layout.finalNormWeight, bias: p + layout.finalNormBias, rows: B, channels: C, epsilon: epsilon)
-        Kernels.matmul(lastLogits.pointer, normed.pointer, p + layout.tokenEmbedding, m: B, n: V, k: C, transposeB: true)
+        weights.head.multiply(m: B, a: normed.pointer, c: lastLogits.pointer, ldc: V, start: .zero)
         length += n
         return UnsafeBufferPointer(start: lastLogits.pointer, count: B * V)
     }

@@ -1,4 +1,5 @@
 import Foundation
+import Synchronization
 
 extension Kernels {
     /// One core's fp32 peak in GFLOP/s, measured: ten independent chains of 8-wide fused
@@ -32,5 +33,35 @@ extension Kernels {
             c8 = addend.addingProduct(c8, factor); c9 = addend.addingProduct(c9, factor)
         }
         return (c0 + c1 + c2 + c3 + c4 + c5 + c6 + c7 + c8 + c9).sum()
+    }
+
+    /// The rate in GB/s at which `threadCount` threads read a buffer far larger than the caches
+    /// (1 GiB, summed 16 floats at a time, several sums in flight): the bound on anything that
+    /// streams its data from memory once, as decoding does with the weights. Best of `repetitions`.
+    public static func measureReadBandwidth(repetitions: Int = 5) -> Double {
+        let buffer = FloatBuffer(count: 1 << 28)
+        for i in stride(from: 0, to: buffer.count, by: 1024) { buffer[i] = 1 }  // the pages exist before timing
+        var best = 0.0
+        for _ in 0..<repetitions {
+            let start = DispatchTime.now().uptimeNanoseconds
+            let total = Mutex<Float>(0)
+            parallelFor(buffer.count, grain: 1 << 16) { range in
+                let sum = streamSum(buffer.pointer + range.lowerBound, count: range.count)
+                total.withLock { $0 += sum }
+            }
+            let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
+            precondition(total.withLock { $0 } > 0)
+            best = max(best, Double(buffer.count * 4) / elapsed / 1e9)
+        }
+        return best
+    }
+
+    @inline(never)
+    private static func streamSum(_ pointer: UnsafePointer<Float>, count: Int) -> Float {
+        var s0 = SIMD16<Float>(), s1 = SIMD16<Float>(), s2 = SIMD16<Float>(), s3 = SIMD16<Float>()
+        for i in stride(from: 0, to: count - 63, by: 64) {
+            s0 += load16(pointer + i); s1 += load16(pointer + i + 16); s2 += load16(pointer + i + 32); s3 += load16(pointer + i + 48)
+        }
+        return (s0 + s1 + s2 + s3).sum()
     }
 }

@@ -118,13 +118,17 @@ let tinyModel = fixtures.appendingPathComponent("tiny-gpt2").path
     let json = runCLI(["generate", "--model-name-or-path", tinyModel, "--prompt-ids", "300", "--greedy", "--max-new-tokens", "30", "--json"])
     #expect(json.status == 0, "\(json.error)")
     #expect(json.output.hasPrefix(#"{"ids":[90,242,242,246,234,234,160,19"#), "\(json.output)")
+    let bfloat16 = runCLI(["generate", "--model-name-or-path", tinyModel, "--prompt-ids", "300", "--greedy", "--max-new-tokens", "30", "--json",
+                           "--weights-dtype", "bf16"])
+    #expect(bfloat16.status == 0 && bfloat16.output == json.output, "this fixture's top-2 margins exceed bf16's perturbation: \(bfloat16.error)")
     let several = runCLI(["generate", "--model-name-or-path", tinyModel, "--prompt-ids", "1,2", "--num-return-sequences", "3", "--batch", "2",
                           "--json", "--max-length", "10"])
     #expect(several.status == 0 && several.output.split(separator: "\n").count == 3)
     for (arguments, message) in [(["--num-return-sequences", "0"], "--num-return-sequences must be a positive integer"),
                                  (["--max-new-tokens", "-3"], "--max-new-tokens must be positive"),
                                  (["--top-p", "1.5"], "--top-p must be in (0, 1]"),
-                                 (["--prompt-ids", "1,x"], "--prompt-ids expects comma-separated integers")] {
+                                 (["--prompt-ids", "1,x"], "--prompt-ids expects comma-separated integers"),
+                                 (["--weights-dtype", "fp16"], "--weights-dtype must be fp32 or bf16, not 'fp16'")] {
         let prompt = arguments.contains("--prompt-ids") ? [] : ["--prompt-ids", "1"]
         let result = runCLI(["generate", "--model-name-or-path", tinyModel, "--json"] + prompt + arguments)
         #expect(result.status == 2 && result.error.contains(message), "\(arguments): \(result.error)")
@@ -147,5 +151,22 @@ let tinyModel = fixtures.appendingPathComponent("tiny-gpt2").path
     #expect(step["batch_size"] as? Int == 2 && step["seq_len"] as? Int == 8 && step["num_threads"] as? Int == 2)
     for field in ["ms_per_step", "tokens_per_second", "gflops_per_second", "fraction_of_peak"] {
         #expect((step[field] as? Double ?? 0) > 0, "\(field)")
+    }
+}
+
+@Test func benchTimesGenerationAgainstTheMemoryBandwidth() throws {
+    let result = runCLI(["bench", "--generate", "--model-config", "tiny", "--batch-size", "2", "--max-new-tokens", "5", "--steps", "1", "--json"])
+    #expect(result.status == 0, "\(result.error)")
+    let objects = try result.output.split(separator: "\n").map { line in
+        try #require(try JSONSerialization.jsonObject(with: Data(line.utf8)) as? [String: Any])
+    }
+    #expect(objects.map { $0["what"] as? String } == ["memory_bandwidth", "generate", "generate"])
+    #expect((objects[0]["gb_per_second"] as? Double ?? 0) > 0)
+    #expect(objects.dropFirst().map { $0["weights_dtype"] as? String } == ["fp32", "bf16"])
+    for line in objects.dropFirst() {
+        #expect(line["batch_size"] as? Int == 2 && line["new_tokens"] as? Int == 5 && line["num_threads"] as? Int == 1)
+        for field in ["ms_per_step", "tokens_per_second", "bandwidth_limit_tokens_per_second", "fraction_of_bandwidth_limit"] {
+            #expect((line[field] as? Double ?? 0) > 0, "\(field)")
+        }
     }
 }

@@ -1,5 +1,5 @@
 import Foundation
-import GPT2
+@testable import GPT2
 import Testing
 import TestSupport
 
@@ -96,4 +96,53 @@ func greedyDecodingMatchesTransformersGenerate(index: Int) throws {
     long.maxNewTokens = 50
     long.stopAtEOS = false
     #expect(try model.generate(prompt: Array(repeating: 1, count: 28), count: 1, batchSize: 1, settings: long)[0].count == 4)
+}
+
+/// The bf16 parity report: greedy ids with bfloat16 weights equal fp32's (transformers')
+/// up to the first step whose fp32 top-2 margin is within the logits' bf16 perturbation.
+@Test(arguments: greedyCases.indices)
+func bfloat16GreedyIdsMatchWhereTheMarginAllows(index: Int) throws {
+    let (model, _) = try GPT2Model.load(directory: tinyModelDirectory.path)
+    let testCase = greedyCases[index]
+    let settings = testCase.generationSettings
+    let half = try model.generate(prompt: testCase.prompt, count: 1, batchSize: 1, settings: settings, weightsDType: .bfloat16)[0]
+
+    // Both precisions teacher-forced along the reference ids, logits processed as generate() does.
+    let capacity = testCase.prompt.count + testCase.new_ids.count
+    let sessions = WeightsDType.allCases.map {
+        InferenceSession(model: model, batchSize: 1, capacity: capacity, weights: DecodingWeights(model: model, dtype: $0))
+    }
+    let sampler = Sampler(settings: settings)
+    var perturbation: Float = 0, margins: [Float] = []
+    var input = testCase.prompt
+    for (step, token) in testCase.new_ids.enumerated() {
+        let history = testCase.prompt + testCase.new_ids.prefix(step)
+        let logits = sessions.map { session -> [Float] in
+            var row = Array(session.append([input.map { Int32($0) }]))
+            sampler.process(&row, history: history, newCount: step)
+            return row
+        }
+        for (full, rounded) in zip(logits[0], logits[1]) where full.isFinite { perturbation = max(perturbation, abs(full - rounded)) }
+        let top = logits[0].sorted(by: >)
+        margins.append(top[0] - top[1])
+        input = [token]
+    }
+    #expect(perturbation < 0.05, "bf16 weights move the logits by at most \(perturbation)")
+    let agreed = zip(half, testCase.new_ids).prefix { $0 == $1 }.count
+    if agreed < testCase.new_ids.count {
+        #expect(margins[agreed] <= 2 * perturbation,
+                "bf16 left the reference at step \(agreed) where fp32's top-2 margin \(margins[agreed]) exceeds twice the perturbation \(perturbation)")
+    } else {
+        #expect(half == testCase.new_ids)
+    }
+    print("bf16 greedy case \(index): \(agreed) of \(testCase.new_ids.count) ids equal; logit perturbation \(perturbation); smallest fp32 margin \(margins.min()!)")
+}
+
+@Test func topKThresholdIsTheKthLargestLogit() {
+    var generator = SeededGenerator(seed: 11)
+    for k in [1, 2, 50, 300] {
+        // Few distinct values, so that ties cross the threshold.
+        let logits = (0..<300).map { _ in Float(Int.random(in: -20...20, using: &generator)) / 4 }
+        #expect(Sampler.kthLargest(logits, k) == logits.sorted(by: >)[k - 1], "k = \(k)")
+    }
 }

@@ -1,0 +1,161 @@
+/// A weight matrix w[k, n] (applied as x · w) laid out for decoding, where each step multiplies a
+/// few rows by every weight and the weights are all the memory traffic. One core reads memory at
+/// full speed only as one sequential stream (reading eight rows of a row-major matrix side by
+/// side halves it), so the weights are stored in exactly the order the kernel reads them:
+/// column blocks of `columnBlock` columns; in each, groups of `depthBlock` rows; in each group,
+/// 8-column chunks of those rows, 64 values. k and n are padded to multiples of 8 with zeros.
+final class StreamingMatrix<Element: WeightElement>: @unchecked Sendable {  // read-only after init
+    static var depthBlock: Int { 8 }
+    /// Columns whose partial sums stay in L1 while the block's rows stream past (8 rows × 1024 floats, 32 KB).
+    static var columnBlock: Int { 256 }
+
+    let k: Int, n: Int
+    let paddedDepth: Int, paddedColumns: Int
+    let values: UnsafeMutablePointer<Element>
+
+    /// `weight(p, j)` is w[p, j].
+    init(k: Int, n: Int, weight: (Int, Int) -> Float) {
+        self.k = k
+        self.n = n
+        paddedDepth = (k + 7) / 8 * 8
+        paddedColumns = (n + 7) / 8 * 8
+        values = .allocate(capacity: paddedDepth * paddedColumns)
+        for j0 in stride(from: 0, to: paddedColumns, by: Self.columnBlock) {
+            let width = min(Self.columnBlock, paddedColumns - j0)
+            for p0 in stride(from: 0, to: paddedDepth, by: Self.depthBlock) {
+                for chunk in stride(from: 0, to: width, by: 8) {
+                    let target = values + offset(columnBlockStart: j0, width: width, depthStart: p0) + chunk * Self.depthBlock
+                    for i in 0..<Self.depthBlock {
+                        for lane in 0..<8 {
+                            let (p, j) = (p0 + i, j0 + chunk + lane)
+                            (target + i * 8 + lane).initialize(to: Element(rounding: p < k && j < n ? weight(p, j) : 0))
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    deinit { values.deallocate() }
+
+    /// Where the group of rows from `depthStart` begins inside the column block at `columnBlockStart`.
+    @inline(__always)
+    func offset(columnBlockStart j0: Int, width: Int, depthStart p0: Int) -> Int {
+        j0 * paddedDepth + p0 * width
+    }
+
+    /// w[p, j] as stored.
+    func value(_ p: Int, _ j: Int) -> Float {
+        let j0 = j / Self.columnBlock * Self.columnBlock, width = min(Self.columnBlock, paddedColumns - j0)
+        let p0 = p / Self.depthBlock * Self.depthBlock
+        return values[offset(columnBlockStart: j0, width: width, depthStart: p0) + (j - j0) / 8 * 64 + (p - p0) * 8 + j % 8].floatValue
+    }
+}
+
+/// c[m, n] = start + a[m, k] · w[k, n] for a StreamingMatrix w: every output is the start value
+/// plus the products over k in order, one fused multiply-add each, whatever the thread count.
+enum StreamingMultiply {
+    /// Rows multiplied per pass over the weights; more rows take several passes.
+    static let maxRows = 8
+
+    static func multiply<Element: WeightElement>(m: Int, a: UnsafePointer<Float>, w: StreamingMatrix<Element>,
+                                                 c: UnsafeMutablePointer<Float>, ldc: Int, start: MatrixMultiplyStart) {
+        let (k, depth) = (w.k, w.paddedDepth)
+        let inputStride = rowStride(depth)
+        // Threads take contiguous runs of 8-column chunks, each at least 64K weights (a quarter MB
+        // of fp32, some tens of microseconds of streaming), so the split does not cost more than it saves.
+        let chunks = w.paddedColumns / 8
+        let parts = max(1, min(Kernels.threadCount, chunks, chunks * 8 * depth >> 16))
+        for firstRow in stride(from: 0, to: m, by: maxRows) {
+            let rows = min(maxRows, m - firstRow)
+            // a's rows padded with zeros to the padded depth, so every group of rows is whole.
+            ScratchSpace.with(count: rows * inputStride) { input in
+                for r in 0..<rows {
+                    (input + r * inputStride).update(from: a + (firstRow + r) * k, count: k)
+                    (input + r * inputStride + k).update(repeating: 0, count: depth - k)
+                }
+                Kernels.parallel(parts: parts) { part in
+                    let share = Kernels.split(chunks, parts: parts, part: part)
+                    multiplyColumns(share.lowerBound * 8..<share.upperBound * 8, rows: rows, input: input, inputStride: inputStride, w: w,
+                                    c: c + firstRow * ldc, ldc: ldc, start: start)
+                }
+            }
+        }
+    }
+
+    /// The columns `columns` (multiples of 8, within the padded width) of `rows` rows, column
+    /// block by column block; each block's sums live in scratch until its rows have all passed.
+    private static func multiplyColumns<Element: WeightElement>(_ columns: Range<Int>, rows: Int, input: UnsafePointer<Float>, inputStride: Int,
+                                                                w: StreamingMatrix<Element>, c: UnsafeMutablePointer<Float>, ldc: Int,
+                                                                start: MatrixMultiplyStart) {
+        let depth = w.paddedDepth, blockWidth = StreamingMatrix<Element>.columnBlock, depthBlock = StreamingMatrix<Element>.depthBlock
+        let sumsStride = rowStride(blockWidth)
+        ScratchSpace.with(count: rows * sumsStride) { sums in
+            var j = columns.lowerBound
+            while j < columns.upperBound {
+                let j0 = j / blockWidth * blockWidth, width = min(blockWidth, w.paddedColumns - j0)
+                let end = min(columns.upperBound, j0 + width), count = end - j, valid = max(0, min(end, w.n) - j)
+                for r in 0..<rows {
+                    MatrixMultiply.fill(sums + r * sumsStride, count: valid, start: start.offset(by: j), existing: c + r * ldc + j)
+                    (sums + r * sumsStride + valid).update(repeating: 0, count: count - valid)
+                }
+                for p0 in stride(from: 0, to: depth, by: depthBlock) {
+                    var block = UnsafePointer(w.values + w.offset(columnBlockStart: j0, width: width, depthStart: p0) + (j - j0) * depthBlock)
+                    if rows == maxRows {
+                        for chunk in stride(from: 0, to: count, by: 8) {
+                            fullGroupStep(block, input: input + p0, inputStride: inputStride, sums: sums + chunk, sumsStride: sumsStride)
+                            block += 64
+                        }
+                        continue
+                    }
+                    for chunk in stride(from: 0, to: count, by: 8) {
+                        let v0 = Element.widen8(block), v1 = Element.widen8(block + 8), v2 = Element.widen8(block + 16)
+                        let v3 = Element.widen8(block + 24), v4 = Element.widen8(block + 32), v5 = Element.widen8(block + 40)
+                        let v6 = Element.widen8(block + 48), v7 = Element.widen8(block + 56)
+                        for r in 0..<rows {
+                            let x = input + r * inputStride + p0, out = sums + r * sumsStride + chunk
+                            var sum = load8(out)
+                            sum.addProduct(x[0], v0); sum.addProduct(x[1], v1); sum.addProduct(x[2], v2); sum.addProduct(x[3], v3)
+                            sum.addProduct(x[4], v4); sum.addProduct(x[5], v5); sum.addProduct(x[6], v6); sum.addProduct(x[7], v7)
+                            store8(sum, out)
+                        }
+                        block += 64
+                    }
+                }
+                for r in 0..<rows { (c + r * ldc + j).update(from: sums + r * sumsStride, count: valid) }
+                j = end
+            }
+        }
+    }
+
+    /// One chunk's 64 weights applied to all eight rows: eight independent accumulators, so the
+    /// fused multiply-adds of different rows overlap instead of waiting on one another. The same
+    /// operations in the same order as the loop over rows for fewer.
+    @inline(__always)
+    private static func fullGroupStep<Element: WeightElement>(_ block: UnsafePointer<Element>, input x: UnsafePointer<Float>, inputStride s: Int,
+                                                              sums: UnsafeMutablePointer<Float>, sumsStride t: Int) {
+        var s0 = load8(sums), s1 = load8(sums + t), s2 = load8(sums + 2 * t), s3 = load8(sums + 3 * t)
+        var s4 = load8(sums + 4 * t), s5 = load8(sums + 5 * t), s6 = load8(sums + 6 * t), s7 = load8(sums + 7 * t)
+        for i in 0..<8 {
+            let v = Element.widen8(block + 8 * i)
+            s0.addProduct(x[i], v); s1.addProduct(x[s + i], v); s2.addProduct(x[2 * s + i], v); s3.addProduct(x[3 * s + i], v)
+            s4.addProduct(x[4 * s + i], v); s5.addProduct(x[5 * s + i], v); s6.addProduct(x[6 * s + i], v); s7.addProduct(x[7 * s + i], v)
+        }
+        store8(s0, sums); store8(s1, sums + t); store8(s2, sums + 2 * t); store8(s3, sums + 3 * t)
+        store8(s4, sums + 4 * t); store8(s5, sums + 5 * t); store8(s6, sums + 6 * t); store8(s7, sums + 7 * t)
+    }
+
+    /// Scratch rows are this far apart: 64 bytes past a multiple of 4 KB, because rows exactly
+    /// 4 KB apart share an L1 set and make each load wait on the previous row's store (4K aliasing).
+    private static func rowStride(_ count: Int) -> Int { count + 16 }
+
+    @inline(__always)
+    private static func load8(_ pointer: UnsafeMutablePointer<Float>) -> SIMD8<Float> {
+        UnsafeRawPointer(pointer).loadUnaligned(as: SIMD8<Float>.self)
+    }
+
+    @inline(__always)
+    private static func store8(_ value: SIMD8<Float>, _ pointer: UnsafeMutablePointer<Float>) {
+        UnsafeMutableRawPointer(pointer).storeBytes(of: value, as: SIMD8<Float>.self)
+    }
+}
