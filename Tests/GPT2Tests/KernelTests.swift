@@ -17,7 +17,7 @@ struct KernelTests {
     }
 
     /// Odd sizes that leave partial tiles on every edge, in every form; then one that crosses the
-    /// kc and nc blocks.
+    /// kc and nc blocks (on one thread, two column blocks: A's panels are packed once and reused).
     static let products: [Product] = {
         var products: [Product] = []
         for (m, n, k) in [(37, 53, 29), (5, 17, 1), (61, 70, 41)] {
@@ -31,8 +31,10 @@ struct KernelTests {
             }
         }
         for (transposeA, transposeB) in [(false, false), (true, false), (false, true), (true, true)] {
-            products.append(Product(m: 13, n: 785, k: 260, transposeA: transposeA, transposeB: transposeB,
-                                    accumulate: transposeA, threads: 2))
+            for threads in [1, 2] {
+                products.append(Product(m: 13, n: 785, k: 260, transposeA: transposeA, transposeB: transposeB,
+                                        accumulate: transposeA, threads: threads))
+            }
         }
         return products
     }()
@@ -79,6 +81,65 @@ struct KernelTests {
             }
         }
         #expect(worst < 1e-6, "largest error relative to Σ|terms|: \(worst)")
+    }
+
+    @Test func bfloat16RoundsToNearestEvenAndWidensExactly() {
+        #expect(BFloat16(1).bitPattern == 0x3F80)
+        #expect(BFloat16(-2).bitPattern == 0xC000)
+        // 1 + 2⁻⁸ is halfway between 1 and the next bfloat16 (1 + 2⁻⁷): ties go to the even one, 1.
+        #expect(BFloat16(1 + 0x1p-8).floatValue == 1)
+        #expect(BFloat16(1 + 0x1p-8 + 0x1p-16).floatValue == 1 + 0x1p-7)
+        #expect(BFloat16(1 + 3 * 0x1p-8).floatValue == 1 + 0x1p-6, "the tie above an odd mantissa rounds up")
+        #expect(BFloat16(.infinity).floatValue == .infinity)
+        #expect(BFloat16(.nan).floatValue.isNaN)
+        #expect(BFloat16(Float.greatestFiniteMagnitude).floatValue == .infinity, "as PyTorch rounds it")
+        var generator = SeededGenerator(seed: 3)
+        for _ in 0..<1000 {
+            let value = Float.random(in: -100...100, using: &generator)
+            let rounded = BFloat16(value).floatValue
+            #expect(abs(rounded - value) <= abs(value) * 0x1p-8, "within half a bfloat16 ulp")
+            #expect(BFloat16(rounded).floatValue == rounded, "bfloat16 values are fixed points")
+        }
+    }
+
+    /// Decoding's products, in both storage types, with rows beyond one pass, depths and widths
+    /// off the blocks, the accumulate and bias starts, and two threads.
+    @Test(arguments: [(1, 77, 45, WeightsDType.float32), (8, 1100, 96, .float32), (13, 40, 33, .float32),
+                      (1, 77, 45, .bfloat16), (5, 1030, 19, .bfloat16)])
+    func streamingProductsMatchTheStoredWeights(m: Int, n: Int, k: Int, dtype: WeightsDType) {
+        var generator = SeededGenerator(seed: UInt64(m * 7919 + n * 31 + k))
+        let a = (0..<(m * k)).map { _ in Float.random(in: -1...1, using: &generator) }
+        let weights = (0..<(k * n)).map { _ in Float.random(in: -1...1, using: &generator) }
+        let bias = (0..<n).map { _ in Float.random(in: -1...1, using: &generator) }
+        let initial = (0..<(m * (n + 3))).map { _ in Float.random(in: -1...1, using: &generator) }
+        let matrix = DecodingMatrix(dtype, k: k, n: n) { p, j in weights[p * n + j] }
+        let stored = (0..<(k * n)).map { matrix.value($0 / n, $0 % n) }
+        #expect(stored == weights.map { dtype == .bfloat16 ? BFloat16($0).floatValue : $0 }, "the layout holds every weight, rounded as asked")
+        let savedThreads = Kernels.threadCount
+        Kernels.threadCount = 2
+        defer { Kernels.threadCount = savedThreads }
+        for accumulate in [false, true] {
+            // C is wider than the product (ldc = n + 3): the columns past n must stay as they were.
+            var c = initial
+            bias.withUnsafeBufferPointer { bias in
+                matrix.multiply(m: m, a: a, c: &c, ldc: n + 3, start: accumulate ? .accumulate : .rowVector(bias.baseAddress!))
+            }
+            var worst = 0.0
+            for i in 0..<m {
+                for j in 0..<n {
+                    let start = Double(accumulate ? initial[i * (n + 3) + j] : bias[j])
+                    var exact = start, magnitude = abs(start)
+                    for p in 0..<k {
+                        let weight = Double(stored[p * n + j])
+                        exact += Double(a[i * k + p]) * weight
+                        magnitude += abs(Double(a[i * k + p]) * weight)
+                    }
+                    worst = max(worst, abs(Double(c[i * (n + 3) + j]) - exact) / magnitude)
+                }
+                for j in n..<(n + 3) { #expect(c[i * (n + 3) + j] == initial[i * (n + 3) + j]) }
+            }
+            #expect(worst < 1e-6, "largest error relative to Σ|terms|: \(worst)")
+        }
     }
 
     @Test func publicMatmulAndLinearForwardUseTheSameProduct() {
