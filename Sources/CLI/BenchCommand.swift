@@ -154,8 +154,8 @@ enum BenchCommand: Command {
             let loss = try model.forward(batch)
             model.zeroGradients()
             model.backward(lossScale: 1 / Float(loss.count))
-            _ = clipGradientNorm(model.gradients, maxNorm: 1)
-            optimizer.update(parameters: model.parameters, gradients: model.gradients, learningRate: 5e-5)
+            let clipping = gradientClipping(model.gradients, maxNorm: 1)
+            optimizer.update(parameters: model.parameters, gradients: model.gradients, learningRate: 5e-5, gradientScale: clipping.scale)
         }
         let tokensPerSecond = Double(B * T) / (milliseconds / 1000)
         report.line(what: "train_step", fields: [("model", .string(modelName))], batchSize: B, sequenceLength: T, threads: threads,

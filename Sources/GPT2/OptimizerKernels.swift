@@ -5,21 +5,22 @@ extension Kernels {
         public var stepSize: Float        // lr / (1 - β1^t)
         public var secondCorrection: Float  // √(1 - β2^t)
         public var beta1Complement: Float, beta2: Float, beta2Complement: Float, epsilon: Float
+        public var gradientScale: Float     // gradient clipping's factor, applied as each gradient is read
         public init(decayFactor: Float, stepSize: Float, secondCorrection: Float, beta1Complement: Float, beta2: Float,
-                    beta2Complement: Float, epsilon: Float) {
-            (self.decayFactor, self.stepSize, self.secondCorrection) = (decayFactor, stepSize, secondCorrection)
+                    beta2Complement: Float, epsilon: Float, gradientScale: Float = 1) {
+            (self.decayFactor, self.stepSize, self.secondCorrection, self.gradientScale) = (decayFactor, stepSize, secondCorrection, gradientScale)
             (self.beta1Complement, self.beta2, self.beta2Complement, self.epsilon) = (beta1Complement, beta2, beta2Complement, epsilon)
         }
     }
 
-    /// p[n], m[n], v[n] updated from g[n] in one pass: p ← p·decay; m ← m + (1-β1)(g - m);
+    /// p[n], m[n], v[n] updated from g[n]·gradientScale in one pass: p ← p·decay; m ← m + (1-β1)(g - m);
     /// v ← β2·v + (1-β2)·g²; p ← p - stepSize · m / (√v / √(1-β2^t) + ε). Element-wise, so the
     /// result does not depend on the thread count.
     public static func adamW(parameters p: Output, gradients g: Input, firstMoment m: Output, secondMoment v: Output,
                              count: Int, step s: AdamWStep) {
         parallelFor(count, grain: 16, minimumPerThread: 1 << 14) { range in
             forEachChunk(range) { i, lanes in
-                let gradient = load16(g + i, lanes)
+                let gradient = load16(g + i, lanes) * s.gradientScale
                 let parameter = load16(p + i, lanes) * s.decayFactor
                 let oldMean = load16(m + i, lanes)
                 let mean = oldMean + s.beta1Complement * (gradient - oldMean)
@@ -51,13 +52,6 @@ extension Kernels {
             var total = 0.0
             for index in 0..<blocks { total += totals[index] }
             return total
-        }
-    }
-
-    /// x[n] *= factor
-    public static func scale(_ x: Output, count: Int, by factor: Float) {
-        parallelFor(count, grain: 16, minimumPerThread: 1 << 14) { range in
-            forEachChunk(range) { i, lanes in store16(load16(x + i, lanes) * factor, x + i, lanes) }
         }
     }
 }

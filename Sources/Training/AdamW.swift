@@ -40,13 +40,15 @@ public final class AdamW {
         !name.hasSuffix(".bias") && !name.contains(".ln_")
     }
 
-    public func update(parameters: FloatBuffer, gradients: FloatBuffer, learningRate: Double) {
+    /// One step from the gradients times `gradientScale` (the clipping factor of `gradientClipping`).
+    public func update(parameters: FloatBuffer, gradients: FloatBuffer, learningRate: Double, gradientScale: Float = 1) {
         stepCount += 1
         let t = Double(stepCount)
         var step = Kernels.AdamWStep(decayFactor: 1, stepSize: Float(learningRate / (1 - pow(settings.beta1, t))),
                                      secondCorrection: Float((1 - pow(settings.beta2, t)).squareRoot()),
                                      beta1Complement: Float(1 - settings.beta1), beta2: Float(settings.beta2),
-                                     beta2Complement: Float(1 - settings.beta2), epsilon: Float(settings.epsilon))
+                                     beta2Complement: Float(1 - settings.beta2), epsilon: Float(settings.epsilon),
+                                     gradientScale: gradientScale)
         for (ranges, decay) in [(decayedRanges, Float(1 - learningRate * settings.weightDecay)), (undecayedRanges, Float(1))] {
             step.decayFactor = decay
             for range in ranges {
@@ -58,13 +60,12 @@ public final class AdamW {
     }
 }
 
-/// The global L2 norm of `gradients`, and clipping to `maxNorm` as `clip_grad_norm_` does
-/// (coefficient maxNorm / (norm + 1e-6), applied only when below 1). Returns the norm before clipping.
-public func clipGradientNorm(_ gradients: FloatBuffer, maxNorm: Double) -> Double {
+/// The global L2 norm of `gradients` and the factor `clip_grad_norm_` multiplies them by:
+/// maxNorm / (norm + 1e-6) where that is below 1, else 1 (and 1 when maxNorm is 0, no clipping).
+/// AdamW applies the factor as it reads each gradient, which saves a pass over the buffer and
+/// gives the same floats as scaling first.
+public func gradientClipping(_ gradients: FloatBuffer, maxNorm: Double) -> (norm: Double, scale: Float) {
     let norm = Kernels.sumOfSquares(gradients.pointer, count: gradients.count).squareRoot()
-    if maxNorm > 0 {
-        let coefficient = maxNorm / (norm + 1e-6)
-        if coefficient < 1 { Kernels.scale(gradients.pointer, count: gradients.count, by: Float(coefficient)) }
-    }
-    return norm
+    guard maxNorm > 0 else { return (norm, 1) }
+    return (norm, Float(min(1, maxNorm / (norm + 1e-6))))
 }

@@ -167,8 +167,8 @@ public final class Trainer {
             }
             if arguments.overlapAllreduce { try reducer?.finish() } else { try reducer?.reduceAll() }
             let loss = try communicator.sum([localLoss])[0] / counts[0]
-            let gradientNorm = clipGradientNorm(model.gradients, maxNorm: arguments.maxGradNorm)
-            optimizer.update(parameters: model.parameters, gradients: model.gradients, learningRate: learningRate)
+            let (gradientNorm, clippingScale) = gradientClipping(model.gradients, maxNorm: arguments.maxGradNorm)
+            optimizer.update(parameters: model.parameters, gradients: model.gradients, learningRate: learningRate, gradientScale: clippingScale)
 
             state.globalStep += 1
             state.epoch = Double(state.globalStep) / Double(loader.stepsPerEpoch)

@@ -49,12 +49,27 @@ import Training
     #expect(!AdamW.isDecayed("transformer.h.0.ln_2.weight") && !AdamW.isDecayed("transformer.ln_f.weight") && !AdamW.isDecayed("transformer.h.0.attn.c_proj.bias"))
 }
 
-@Test func clippingScalesOnlyAboveTheLimit() {
+@Test func clippingScalesOnlyAboveTheLimitAndAdamWAppliesTheFactor() throws {
     let gradients = FloatBuffer([3, 4])
-    #expect(clipGradientNorm(gradients, maxNorm: 10) == 5 && gradients.array == [3, 4])
-    #expect(clipGradientNorm(gradients, maxNorm: 1) == 5)
-    #expect(abs(gradients[0] - 0.6) < 1e-6 && abs(gradients[1] - 0.8) < 1e-6)
-    #expect(clipGradientNorm(gradients, maxNorm: 0) > 0.99 && abs(gradients[1] - 0.8) < 1e-6, "0 turns clipping off")
+    #expect(gradientClipping(gradients, maxNorm: 10) == (5, 1))
+    let clipped = gradientClipping(gradients, maxNorm: 1)
+    #expect(clipped.norm == 5 && clipped.scale == Float(1 / (5 + 1e-6)))
+    #expect(gradientClipping(gradients, maxNorm: 0) == (5, 1), "0 turns clipping off")
+    #expect(gradients.array == [3, 4], "the factor is applied by the optimiser, not written into the gradients")
+
+    // AdamW with the factor takes exactly the step it takes from gradients scaled beforehand.
+    let config = GPT2Config(vocabSize: 5, nPositions: 4, nEmbd: 4, nLayer: 1, nHead: 2)
+    let layout = ParameterLayout(config: config)
+    let random = (0..<layout.totalCount).map { Float($0 % 11) * 0.3 - 1.5 }
+    let (scaledParameters, factorParameters) = (FloatBuffer(random), FloatBuffer(random))
+    let raw = FloatBuffer(random.map { $0 * 0.7 + 0.2 })
+    let scaled = FloatBuffer(raw.array.map { $0 * clipped.scale })
+    let (first, second) = (AdamW(layout: layout, settings: .init(weightDecay: 0.01)), AdamW(layout: layout, settings: .init(weightDecay: 0.01)))
+    for _ in 0..<3 {
+        first.update(parameters: scaledParameters, gradients: scaled, learningRate: 0.01)
+        second.update(parameters: factorParameters, gradients: raw, learningRate: 0.01, gradientScale: clipped.scale)
+    }
+    #expect(scaledParameters.array == factorParameters.array && first.secondMoment.array == second.secondMoment.array)
 }
 
 @Test func aCheckpointIsAllOrNothingAndPruningKeepsTheBest() throws {
