@@ -32,8 +32,23 @@ func writeData(_ content: String, _ name: String) throws -> String {
     #expect(try DataFile.read(path: custom, textField: "body") == .texts(["x"]))
     let tokens = try writeData("{\"input_ids\": [1, 2, 3]}\n{\"input_ids\": [4], \"labels\": [-100]}\n", "ids.jsonl")
     #expect(try DataFile.read(path: tokens) == .tokenized([TokenizedExample(inputIDs: [1, 2, 3]), TokenizedExample(inputIDs: [4], labels: [-100])]))
+    let textsThenIDs = try writeData("{\"text\": \"a\"}\n{\"input_ids\": [1]}\n", "mixed1.jsonl")
+    #expect(throws: DataError(path: textsThenIDs, line: 2, problem: "mixes input_ids records with text records")) { try DataFile.read(path: textsThenIDs) }
+    let idsThenTexts = try writeData("{\"input_ids\": [1]}\n\n{\"text\": \"a\"}\n", "mixed2.jsonl")
+    #expect(throws: DataError(path: idsThenTexts, line: 3, problem: "mixes text records with input_ids records")) { try DataFile.read(path: idsThenTexts) }
     let badLabels = try writeData("{\"input_ids\": [1, 2], \"labels\": [1]}\n", "bad.jsonl")
     #expect(throws: DataError.self) { try DataFile.read(path: badLabels) }
+}
+
+@Test func filesAreReadAcrossBlockEdgesAndLongLines() throws {
+    // The reader takes 1 MiB at a time: a line longer than that, and line breaks near its edges.
+    let lines = [String(repeating: "word ", count: 300_000), "short"] + (0..<50_000).map { "line \($0)" }
+    #expect(try DataFile.read(path: try writeData(lines.joined(separator: "\r\n") + "\r\n", "long.txt")) == .texts(lines))
+    #expect(try DataFile.lines(path: try writeData("a\n\n  \r\nb", "last.txt")) == ["a", "", "  ", "b"])
+    // A quoted CSV field that spans lines (its CR LF kept) and the edge of the first block.
+    let padding = String(repeating: "x", count: (1 << 20) - 20)
+    let csv = "text,n\r\n\(padding),1\r\n\"two\r\nlines, \"\"quoted\"\"\",2\r\nlast,3"
+    #expect(try DataFile.read(path: try writeData(csv, "edge.csv")) == .texts([padding, "two\r\nlines, \"quoted\"", "last"]))
 }
 
 @Test func unknownFormatsAndEmptyFilesAreRefused() throws {
