@@ -40,33 +40,36 @@ public struct PreparedRun {
         // Untruncated examples are cached, so a restart with another --block-size still reads them.
         func encodedExamples(_ texts: [String], dataPath: String, tokenizer: GPT2Tokenizer) throws -> [TokenizedExample] {
             let cacheDir = arguments.cacheDir ?? (arguments.outputDir.isEmpty ? nil : URL(fileURLWithPath: arguments.outputDir).appendingPathComponent(".cache").path)
-            guard let cacheDir else { return Dataset.encode(texts, template: template, encode: tokenizer.encode) }
+            func encoded() -> [TokenizedExample] {
+                texts.map { TokenizedExample(inputIDs: tokenizer.encode(template.replacingOccurrences(of: "{text}", with: $0)).map { Int32($0) }) }
+            }
+            guard let cacheDir else { return encoded() }
             let settings = [fingerprint(of: tokenizer), template, arguments.textColumn, arguments.textField].joined(separator: "\u{1}")
             let cachePath = URL(fileURLWithPath: cacheDir).appendingPathComponent(try TokenCache.fileName(dataPath: dataPath, settings: settings)).path
             if let cached = TokenCache.load(path: cachePath) {
                 log("read \(cached.count) tokenized examples from the cache \(cachePath)")
                 return cached
             }
-            let examples = Dataset.encode(texts, template: template, encode: tokenizer.encode)
+            let examples = encoded()
             if isMain { try TokenCache.store(examples, path: cachePath) }
             return examples
         }
         func readDataset(_ path: String) throws -> Dataset {
             switch try DataFile.read(path: path, textColumn: arguments.textColumn, textField: arguments.textField) {
             case let .tokenized(examples):
-                return Dataset.truncating(examples, blockSize: blockSize)
+                return Dataset(examples: examples).truncated(to: blockSize)
             case let .texts(texts):
                 let loaded = try tokenizer ?? loadTokenizer(arguments, model: model, log: log)
                 tokenizer = loaded
-                return Dataset.truncating(try encodedExamples(texts, dataPath: path, tokenizer: loaded), blockSize: blockSize)
+                return Dataset(examples: try encodedExamples(texts, dataPath: path, tokenizer: loaded)).truncated(to: blockSize)
             }
         }
         var dataset = try readDataset(dataFile)
         var validation = try arguments.validationFile.flatMap { $0 == dataFile ? nil : try readDataset($0) }
         let vocabularySize = model.config.vocabSize
-        for example in dataset.examples + (validation?.examples ?? []) {
-            if let bad = example.inputIDs.first(where: { $0 < 0 || Int($0) >= vocabularySize }) {
-                throw DataError(path: dataFile, problem: "token id \(bad) is outside the model's vocabulary (size \(vocabularySize))")
+        for (path, data) in [(dataFile, dataset)] + (validation.map { [(arguments.validationFile!, $0)] } ?? []) {
+            if let bad = data.storage.tokens.first(where: { $0 < 0 || Int($0) >= vocabularySize }) {
+                throw DataError(path: path, problem: "token id \(bad) is outside the model's vocabulary (size \(vocabularySize))")
             }
         }
         if dataset.truncatedCount > 0 { log("\(dataset.truncatedCount) of \(dataset.count) examples were cut to --block-size \(blockSize)") }

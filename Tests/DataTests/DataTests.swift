@@ -3,6 +3,7 @@ import Foundation
 import GPT2
 import Testing
 import TestSupport
+import Tokenizer
 
 func writeData(_ content: String, _ name: String) throws -> String {
     let path = try TestPaths.temporaryDirectory("data").appendingPathComponent(name).path
@@ -58,16 +59,16 @@ func writeData(_ content: String, _ name: String) throws -> String {
     #expect(throws: DataError(path: empty, problem: "holds no examples")) { try DataFile.read(path: empty) }
 }
 
-@Test func encodingWrapsTruncatesAndCounts() {
-    let dataset = Dataset.truncating(Dataset.encode(["ab", "abcdef"], template: "<{text}>") { text in text.unicodeScalars.map { Int($0.value) } },
-                                     blockSize: 5)
-    #expect(dataset.examples.map(\.inputIDs) == [[60, 97, 98, 62], [60, 97, 98, 99, 100]])
+@Test func truncationCutsAndCounts() {
+    let dataset = Dataset(examples: [TokenizedExample(inputIDs: [60, 97, 98, 62]), TokenizedExample(inputIDs: [60, 97, 98, 99, 100, 101, 62])])
+        .truncated(to: 5)
+    #expect(dataset.map(\.inputIDs) == [[60, 97, 98, 62], [60, 97, 98, 99, 100]])
     #expect(dataset.truncatedCount == 1 && dataset.tokenCount == 9)
 }
 
 @Test func packingMakesFullBlocksAndDropsTheTail() {
     let dataset = Dataset(examples: [TokenizedExample(inputIDs: [1, 2, 3]), TokenizedExample(inputIDs: [4, 5, 6, 7]), TokenizedExample(inputIDs: [8])])
-    #expect(dataset.packed(blockSize: 3).examples.map(\.inputIDs) == [[1, 2, 3], [4, 5, 6]])
+    #expect(dataset.packed(blockSize: 3).map(\.inputIDs) == [[1, 2, 3], [4, 5, 6]])
 }
 
 @Test func collatorPadsOnTheRightWithIgnoredLabels() throws {
@@ -114,9 +115,9 @@ func writeData(_ content: String, _ name: String) throws -> String {
     let dataset = Dataset(examples: (0..<100).map { TokenizedExample(inputIDs: [Int32($0)]) })
     let (train, validation) = dataset.split(validationFraction: 0.2, seed: 1)
     #expect(train.count == 80 && validation.count == 20)
-    #expect(Set(train.examples.map(\.inputIDs[0])).isDisjoint(with: validation.examples.map(\.inputIDs[0])))
-    #expect(dataset.split(validationFraction: 0.2, seed: 1).validation == validation)
-    #expect(dataset.split(validationFraction: 0.2, seed: 2).validation != validation)
+    #expect(Set(train.map(\.inputIDs[0])).isDisjoint(with: validation.map(\.inputIDs[0])))
+    #expect(Array(dataset.split(validationFraction: 0.2, seed: 1).validation) == Array(validation))
+    #expect(Array(dataset.split(validationFraction: 0.2, seed: 2).validation) != Array(validation))
 }
 
 @Test func tokenCacheRoundTripsAndRejectsPartialFiles() throws {
@@ -148,4 +149,67 @@ func writeData(_ content: String, _ name: String) throws -> String {
     }
     #expect(loader.firstEpochPadding() == (padding, total))
     #expect(total > 30 && padding > 0)
+}
+
+/// What the views must give: the examples as arrays, cut, split and packed by copying, as the
+/// dataset did before its tokens lay in one buffer.
+enum CopiedExamples {
+    static func truncated(_ examples: [TokenizedExample], to blockSize: Int) -> [TokenizedExample] {
+        examples.map { TokenizedExample(inputIDs: Array($0.inputIDs.prefix(blockSize)), labels: $0.labels.map { Array($0.prefix(blockSize)) }) }
+    }
+
+    static func split(_ examples: [TokenizedExample], fraction: Double, seed: UInt64) -> (train: [TokenizedExample], validation: [TokenizedExample]) {
+        let order = seededPermutation(count: examples.count, seed: seed)
+        let validation = Set(order.prefix(min(examples.count - 1, max(1, Int((Double(examples.count) * fraction).rounded())))))
+        return (examples.indices.filter { !validation.contains($0) }.map { examples[$0] }, examples.indices.filter(validation.contains).map { examples[$0] })
+    }
+
+    static func packed(_ examples: [TokenizedExample], blockSize: Int) -> [TokenizedExample] {
+        let stream = examples.flatMap(\.inputIDs), labelStream = examples.flatMap { $0.labels ?? $0.inputIDs }
+        return (0..<(stream.count / blockSize)).map { block in
+            let range = (block * blockSize)..<((block + 1) * blockSize)
+            return TokenizedExample(inputIDs: Array(stream[range]), labels: Array(labelStream[range]))
+        }
+    }
+}
+
+/// An example as a batch sees it: missing labels are the input ids.
+func withLabels(_ examples: some Sequence<TokenizedExample>) -> [TokenizedExample] {
+    examples.map { TokenizedExample(inputIDs: $0.inputIDs, labels: $0.labels ?? $0.inputIDs) }
+}
+
+/// ideas.txt through GPT-2's tokenizer; with `labelled`, every third example has labels of its own.
+func ideaExamples(labelled: Bool) throws -> [TokenizedExample] {
+    let tokenizer = try GPT2Tokenizer.load(directory: TestPaths.sharedData.appendingPathComponent("gpt2-tokenizer"))
+    guard case let .texts(texts) = try DataFile.read(path: TestPaths.sharedData.appendingPathComponent("ideas.txt").path) else { return [] }
+    return texts.enumerated().map { index, text in
+        let ids = tokenizer.encode(text).map { Int32($0) }
+        return TokenizedExample(inputIDs: ids, labels: labelled && index % 3 == 0 ? ids.map { $0 % 2 == 0 ? Batch.ignoredLabel : $0 } : nil)
+    }
+}
+
+@Test(arguments: [false, true])
+func viewsGiveWhatCopyingGaveOnRealData(labelled: Bool) throws {
+    let examples = try ideaExamples(labelled: labelled)
+    try #require(examples.count == 4928)
+    for blockSize in [12, 1024] {
+        let dataset = Dataset(examples: examples).truncated(to: blockSize)
+        let cut = CopiedExamples.truncated(examples, to: blockSize)
+        // (Compared as Bools: a difference would print thousands of examples.)
+        let sameExamples = withLabels(dataset) == withLabels(cut)
+        #expect(sameExamples)
+        #expect(dataset.truncatedCount == examples.count { $0.inputIDs.count > blockSize })
+        #expect(dataset.tokenCount == cut.reduce(0) { $0 + $1.inputIDs.count })
+        let (train, validation) = dataset.split(validationFraction: 0.2, seed: 42)
+        let copied = CopiedExamples.split(cut, fraction: 0.2, seed: 42)
+        let sameSplit = withLabels(train) == withLabels(copied.train) && withLabels(validation) == withLabels(copied.validation)
+        #expect(sameSplit)
+        #expect(train.truncatedCount == dataset.truncatedCount && validation.truncatedCount == 0)
+        for (view, copies, size) in [(dataset, cut, 7), (train, copied.train, blockSize), (validation, copied.validation, 64)] {
+            let packed = view.packed(blockSize: size), reference = CopiedExamples.packed(copies, blockSize: size)
+            let sameBlocks = withLabels(packed) == reference
+            #expect(sameBlocks, "blocks of \(size)")
+            #expect(packed.tokenCount == reference.count * size && packed.truncatedCount == view.truncatedCount)
+        }
+    }
 }
