@@ -36,4 +36,23 @@ public final class MappedFile: @unchecked Sendable {  // immutable after init; t
     deinit {
         if let base = bytes.baseAddress { munmap(UnsafeMutableRawPointer(mutating: base), bytes.count) }
     }
+
+    /// Passes `region` (a part of `bytes`) to `body` a few MiB at a time, each part leaving this
+    /// process's resident memory once read: one pass over a file larger than memory (a checksum,
+    /// a range check) then holds none of it, while the page cache still has it for what follows.
+    public func readOnce(_ region: UnsafeRawBufferPointer, _ body: (UnsafeRawBufferPointer) throws -> Void) rethrows {
+        let chunkSize = 1 << 22
+        let pageSize = Int(sysconf(Int32(_SC_PAGESIZE)))
+        var start = 0
+        while start < region.count {
+            let part = UnsafeRawBufferPointer(rebasing: region[start..<min(start + chunkSize, region.count)])
+            try body(part)
+            // madvise wants a page-aligned start; dropping the bytes before the part on its first
+            // page costs at most one more read of them from the page cache.
+            let address = Int(bitPattern: part.baseAddress!)
+            let pageStart = address & ~(pageSize - 1)
+            madvise(UnsafeMutableRawPointer(bitPattern: pageStart), address + part.count - pageStart, MADV_DONTNEED)
+            start += chunkSize
+        }
+    }
 }

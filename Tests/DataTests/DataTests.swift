@@ -120,19 +120,62 @@ func writeData(_ content: String, _ name: String) throws -> String {
     #expect(Array(dataset.split(validationFraction: 0.2, seed: 2).validation) != Array(validation))
 }
 
-@Test func tokenCacheRoundTripsAndRejectsPartialFiles() throws {
+/// Writes `examples` as a token cache at `path` and maps it back.
+func cached(_ examples: [TokenizedExample], at path: String) throws -> TokenStorage? {
+    try TokenCache.write(to: path) { cache in
+        for example in examples { try cache.append(example.inputIDs) }
+    }
+    return TokenCache.load(path: path)
+}
+
+@Test func tokenCacheRoundTripsAndRejectsDamagedFiles() throws {
     let directory = try TestPaths.temporaryDirectory("cache")
     let data = try writeData("one\ntwo\n", "ideas.txt")
     let name = try TokenCache.fileName(dataPath: data, settings: "tokenizer A")
     #expect(name != (try TokenCache.fileName(dataPath: data, settings: "tokenizer B")), "another tokenizer, another cache")
     let path = directory.appendingPathComponent(name).path
-    let examples = [TokenizedExample(inputIDs: [1, 2, 3]), TokenizedExample(inputIDs: [50258]), TokenizedExample(inputIDs: [])]
-    try TokenCache.store(examples, path: path)
-    #expect(TokenCache.load(path: path) == examples)
-    let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
-    try bytes.prefix(bytes.count - 2).write(to: URL(fileURLWithPath: path))
-    #expect(TokenCache.load(path: path) == nil, "a truncated cache is not used")
+    let examples = [TokenizedExample(inputIDs: [1, 2, 3]), TokenizedExample(inputIDs: [50258]), TokenizedExample(inputIDs: []),
+                    TokenizedExample(inputIDs: [7])]
+    let storage = try #require(try cached(examples, at: path))
+    #expect(Array(Dataset(storage: storage)) == examples)
+    #expect(storage.mapping?.path == path)
+    let good = try Data(contentsOf: URL(fileURLWithPath: path))
+    func damaged(_ change: (inout Data) -> Void) throws -> TokenStorage? {
+        var bytes = good
+        change(&bytes)
+        try bytes.write(to: URL(fileURLWithPath: path))
+        return TokenCache.load(path: path)
+    }
+    #expect(try damaged { _ in } != nil, "the untouched bytes still load")
+    #expect(try damaged { $0.removeLast(2) } == nil, "a truncated cache is not used")
+    #expect(try damaged { $0.append(0) } == nil, "nor one with bytes after its end")
+    #expect(try damaged { $0[10] ^= 1 } == nil, "nor one with a changed token")
+    let secondOffset = good.count - 24 - 5 * 8 + 8
+    #expect(try damaged { $0[secondOffset] ^= 1 } == nil, "nor one with an offset changed (3 to 2, still in order)")
+    #expect(try damaged { $0[7] = UInt8(ascii: "1") } == nil, "nor the earlier format")
     #expect(TokenCache.load(path: directory.appendingPathComponent("missing.bin").path) == nil)
+    #expect(try cached([], at: path).map { Dataset(storage: $0).count } == 0, "an empty cache is a cache")
+}
+
+@Test func mappedAndInMemoryStorageGiveTheSameExamples() throws {
+    let examples = try ideaExamples(labelled: false)
+    let path = try TestPaths.temporaryDirectory("cache").appendingPathComponent("ideas.bin").path
+    let mapped = Dataset(storage: try #require(try cached(examples, at: path)))
+    let inMemory = Dataset(examples: examples)
+    // The tokens are read where the file is mapped, not copied.
+    let file = try #require(mapped.storage.mapping)
+    let tokens = UnsafeRawBufferPointer(mapped.storage.tokens)
+    #expect(file.bytes.baseAddress! < tokens.baseAddress! && tokens.baseAddress! + tokens.count <= file.bytes.baseAddress! + file.bytes.count)
+    #expect(inMemory.storage.mapping == nil)
+    for (a, b) in [(mapped, inMemory), (mapped.truncated(to: 10), inMemory.truncated(to: 10))] {
+        let (trainA, validationA) = a.split(validationFraction: 0.1, seed: 3), (trainB, validationB) = b.split(validationFraction: 0.1, seed: 3)
+        let same = Array(a) == Array(b) && Array(validationA) == Array(validationB)
+            && Array(trainA.packed(blockSize: 9)) == Array(trainB.packed(blockSize: 9))
+        #expect(same && a.tokenCount == b.tokenCount && a.truncatedCount == b.truncatedCount)
+    }
+    var bad: [Int32] = []
+    mapped.storage.forEachTokenChunk { bad += $0.filter { $0 < 0 || $0 >= 50257 } }
+    #expect(bad.isEmpty && Array(mapped.storage.tokens) == examples.flatMap(\.inputIDs))
 }
 
 @Test func firstEpochPaddingCountsWhatTheBatchesPad() {
