@@ -38,7 +38,7 @@ let package = Package(
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"]),
         .testTarget(name: "GPT2Tests", dependencies: ["GPT2", "SafeTensors", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "TestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "DataTests", dependencies: ["Data", "GPT2", "TestSupport"]),
+        .testTarget(name: "DataTests", dependencies: ["Data", "GPT2", "Tokenizer", "TestSupport"]),
         .testTarget(name: "TrainingTests", dependencies: ["Training", "GPT2", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "CLITests", dependencies: ["CLI", "GPT2", "SafeTensors", "Training", "TestSupport"]),
     ]

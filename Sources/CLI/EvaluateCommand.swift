@@ -16,7 +16,8 @@ enum EvaluateCommand: Command {
         var settings = try TrainCommand.commonArguments(arguments, outputDir: "", dataFile: file)
         settings.validationFile = file
         try TrainCommand.runOnEveryRank(command: spec.name, console: console) { communicator in
-            let run = try PreparedRun.prepare(settings, dataFile: file, validationRequired: true, log: { if communicator.isMain { console.warn($0) } })
+            let run = try PreparedRun.prepare(settings, dataFile: file, validationRequired: true, communicator: communicator,
+                                              log: { if communicator.isMain { console.warn($0) } })
             let loss = try evaluate(model: run.model, dataset: run.validation ?? run.train, batchSize: settings.perDeviceEvalBatchSize,
                                     collator: run.collator, communicator: communicator)
             guard communicator.isMain else { return }

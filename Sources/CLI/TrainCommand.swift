@@ -142,7 +142,7 @@ enum TrainCommand: Command {
             let resumePath = try OutputDirectory.prepare(settings, isMain: communicator.isMain, console: console)
             try communicator.barrier()
             var output = TrainerOutput(log: { if !quiet { console.warn($0) } }, progress: quiet ? { _ in } : progressPrinter(console))
-            let run = try PreparedRun.prepare(settings, dataFile: settings.trainFile, isMain: communicator.isMain, log: output.log)
+            let run = try PreparedRun.prepare(settings, dataFile: settings.trainFile, communicator: communicator, log: output.log)
             if let tokenizer = run.tokenizer, let bos = tokenizer.bosTokenID {
                 var sampling = GenerationSettings()
                 (sampling.maxNewTokens, sampling.eosTokenIDs, sampling.seed) = (40, Set([tokenizer.eosTokenID].compactMap { $0 }), settings.seed)

@@ -59,7 +59,7 @@ public final class DataLoader {
     /// The micro-batches that `rank` runs for global step `step` (0-based, counted from the start
     /// of training), in order; a micro-batch is nil where this rank's slice is empty.
     public func microBatches(step: Int, rank: Int) -> [Batch?] {
-        exampleIndices(step: step, rank: rank).map { collator.batch($0.map { dataset.examples[$0] }) }
+        exampleIndices(step: step, rank: rank).map { collator.batch($0.map { dataset[$0] }) }
     }
 
     /// The dataset indices of each of `rank`'s micro-batches for global step `step`.
@@ -77,7 +77,7 @@ public final class DataLoader {
         for step in 0..<stepsPerEpoch {
             for rank in 0..<worldSize {
                 for indices in exampleIndices(step: step, rank: rank) {
-                    let lengths = indices.map { dataset.examples[$0].inputIDs.count }
+                    let lengths = indices.map(dataset.length(at:))
                     let padded = (lengths.max() ?? 0) * lengths.count
                     total += padded
                     padding += padded - lengths.reduce(0, +)
@@ -104,7 +104,7 @@ extension Dataset {
     /// Batches of consecutive examples for evaluation, in order; rank r of W takes every W-th one.
     public func evaluationBatches(batchSize: Int, rank: Int, worldSize: Int, collator: Collator) -> [Batch] {
         stride(from: rank * batchSize, to: count, by: worldSize * batchSize).compactMap { start in
-            collator.batch(Array(examples[start..<min(start + batchSize, count)]))
+            collator.batch(Array(self[start..<Swift.min(start + batchSize, count)]))
         }
     }
 }

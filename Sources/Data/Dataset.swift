@@ -1,65 +1,119 @@
 import GPT2
 
-/// Tokenized examples ready for batching, and what preparing them did.
-public struct Dataset: Sendable, Equatable {
-    public var examples: [TokenizedExample]
+/// Tokenized examples ready for batching: a view of a `TokenStorage` that selects examples, cuts
+/// them to a block size or packs them into blocks without copying their tokens. An example is
+/// copied out only when it is asked for, as a batch is built.
+public struct Dataset: RandomAccessCollection, Sendable {
+    public let storage: TokenStorage
+    /// The stored examples this view holds, in order; nil means all of them.
+    private let selection: [Int]?
+    /// Longer examples are cut to this many tokens.
+    private let lengthLimit: Int
+    private let packing: Packing?
     /// How many examples were cut to the block size.
-    public var truncatedCount = 0
+    public let truncatedCount: Int
 
-    public init(examples: [TokenizedExample], truncatedCount: Int = 0) {
-        self.examples = examples
+    /// Blocks of `size` tokens cut from the selected examples laid end to end.
+    private struct Packing: Sendable {
+        let size: Int
+        /// Where each selected example starts in that stream, and where the last one ends.
+        let exampleStarts: [Int]
+        var count: Int { exampleStarts.last! / size }
+    }
+
+    public init(storage: TokenStorage) {
+        self.init(storage: storage, selection: nil, lengthLimit: .max, packing: nil, truncatedCount: 0)
+    }
+
+    /// Examples copied into memory.
+    public init(examples: [TokenizedExample]) {
+        self.init(storage: TokenStorage(examples: examples))
+    }
+
+    private init(storage: TokenStorage, selection: [Int]?, lengthLimit: Int, packing: Packing?, truncatedCount: Int) {
+        self.storage = storage
+        self.selection = selection
+        self.lengthLimit = lengthLimit
+        self.packing = packing
         self.truncatedCount = truncatedCount
     }
 
-    public var count: Int { examples.count }
-    public var tokenCount: Int { examples.reduce(0) { $0 + $1.inputIDs.count } }
+    public var startIndex: Int { 0 }
+    public var endIndex: Int { packing?.count ?? selection?.count ?? storage.count }
 
-    /// Wraps each text with `template` (`{text}` marks where it goes, e.g. the recipe's
-    /// "<|endoftext|> {text} <|EOS|>") and encodes it; `truncating` then cuts to the block size.
-    public static func encode(_ texts: [String], template: String, encode: (String) -> [Int]) -> [TokenizedExample] {
-        texts.map { TokenizedExample(inputIDs: encode(template.replacingOccurrences(of: "{text}", with: $0)).map { Int32($0) }) }
+    public subscript(position: Int) -> TokenizedExample {
+        guard let packing else { return copying([storedRange(position)]) }
+        // The block takes the rest of the example it starts in, then the next ones until it is full.
+        let start = position * packing.size
+        var (low, high) = (0, packing.exampleStarts.count)  // low ends at the first example starting after `start`
+        while low < high {
+            let middle = (low + high) / 2
+            if packing.exampleStarts[middle] > start { high = middle } else { low = middle + 1 }
+        }
+        var example = low - 1
+        var skip = start - packing.exampleStarts[example]
+        var ranges: [Range<Int>] = []
+        var needed = packing.size
+        while needed > 0 {
+            let range = storedRange(example)
+            let taken = range.lowerBound + skip..<Swift.min(range.upperBound, range.lowerBound + skip + needed)
+            ranges.append(taken)
+            needed -= taken.count
+            skip = 0
+            example += 1
+        }
+        return copying(ranges)
     }
 
+    /// The number of tokens in example `position`, without copying it.
+    func length(at position: Int) -> Int { packing?.size ?? storedRange(position).count }
+
+    public var tokenCount: Int { indices.reduce(0) { $0 + length(at: $1) } }
+
     /// Examples cut to `blockSize`, counting how many were cut.
-    public static func truncating(_ examples: [TokenizedExample], blockSize: Int) -> Dataset {
-        var truncated = 0
-        let cut = examples.map { example -> TokenizedExample in
-            guard example.inputIDs.count > blockSize else { return example }
-            truncated += 1
-            return TokenizedExample(inputIDs: Array(example.inputIDs.prefix(blockSize)), labels: example.labels.map { Array($0.prefix(blockSize)) })
-        }
-        return Dataset(examples: cut, truncatedCount: truncated)
+    public func truncated(to blockSize: Int) -> Dataset {
+        precondition(packing == nil, "truncate before packing")
+        let limit = Swift.min(lengthLimit, blockSize)
+        let cut = indices.count { storedRange($0).count > limit }
+        return Dataset(storage: storage, selection: selection, lengthLimit: limit, packing: nil, truncatedCount: cut)
     }
 
     /// Concatenates every example into blocks of exactly `blockSize` tokens (what the `group_texts`
     /// recipe does); the tail shorter than a block is dropped.
     public func packed(blockSize: Int) -> Dataset {
-        var stream: [Int32] = []
-        var labelStream: [Int32] = []
-        for example in examples {
-            stream += example.inputIDs
-            labelStream += example.labels ?? example.inputIDs
-        }
-        let blocks = stream.count / blockSize
-        return Dataset(examples: (0..<blocks).map { block in
-            let range = (block * blockSize)..<((block + 1) * blockSize)
-            let labels = Array(labelStream[range])
-            let inputs = Array(stream[range])
-            return TokenizedExample(inputIDs: inputs, labels: labels == inputs ? nil : labels)
-        }, truncatedCount: truncatedCount)
+        precondition(packing == nil, "pack once")
+        var starts = [0]
+        starts.reserveCapacity(count + 1)
+        for position in indices { starts.append(starts.last! + length(at: position)) }
+        return Dataset(storage: storage, selection: selection, lengthLimit: lengthLimit,
+                       packing: Packing(size: blockSize, exampleStarts: starts), truncatedCount: truncatedCount)
     }
 
     /// Splits off a seeded random `fraction` as validation data (at least one example each side).
     public func split(validationFraction fraction: Double, seed: UInt64) -> (train: Dataset, validation: Dataset) {
+        precondition(packing == nil, "split before packing")
         let order = seededPermutation(count: count, seed: seed)
-        let validationCount = min(count - 1, max(1, Int((Double(count) * fraction).rounded())))
-        let validationIndices = Set(order.prefix(validationCount))
-        var train = Dataset(examples: [], truncatedCount: truncatedCount)
-        var validation = Dataset(examples: [])
-        for (index, example) in examples.enumerated() {
-            if validationIndices.contains(index) { validation.examples.append(example) } else { train.examples.append(example) }
+        let validationCount = Swift.min(count - 1, Swift.max(1, Int((Double(count) * fraction).rounded())))
+        var isValidation = [Bool](repeating: false, count: count)
+        for position in order.prefix(validationCount) { isValidation[position] = true }
+        func selecting(_ positions: [Int], truncatedCount: Int) -> Dataset {
+            Dataset(storage: storage, selection: selection.map { selection in positions.map { selection[$0] } } ?? positions,
+                    lengthLimit: lengthLimit, packing: nil, truncatedCount: truncatedCount)
         }
-        return (train, validation)
+        return (selecting(indices.filter { !isValidation[$0] }, truncatedCount: truncatedCount),
+                selecting(indices.filter { isValidation[$0] }, truncatedCount: 0))
+    }
+
+    /// Where the (cut) example at `position`, before packing, lies in the storage.
+    private func storedRange(_ position: Int) -> Range<Int> {
+        let range = storage.range(of: selection?[position] ?? position)
+        return range.lowerBound..<range.lowerBound + Swift.min(range.count, lengthLimit)
+    }
+
+    /// The tokens (and labels) of `ranges` of the storage, one after another.
+    private func copying(_ ranges: [Range<Int>]) -> TokenizedExample {
+        func gather(_ buffer: UnsafeBufferPointer<Int32>) -> [Int32] { ranges.flatMap { buffer[$0] } }
+        return TokenizedExample(inputIDs: gather(storage.tokens), labels: storage.labels.map(gather))
     }
 }
 

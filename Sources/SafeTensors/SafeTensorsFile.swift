@@ -58,14 +58,13 @@ public enum SafeTensorsError: Error, CustomStringConvertible, Equatable {
 
 /// A safetensors file, memory-mapped: the header is parsed and checked once, tensor data is read
 /// straight from the mapping when asked for.
-public final class SafeTensorsFile: @unchecked Sendable {  // immutable after init; the mapping is read-only
+public final class SafeTensorsFile: Sendable {
     public let path: String
     /// Tensors in the order their data appears in the file.
     public let tensors: [TensorInfo]
     public let metadata: [String: String]
     private let byName: [String: Int]
-    private let mapping: UnsafeRawPointer
-    private let mappedSize: Int
+    private let file: MappedFile
     private let dataStart: Int
 
     /// The largest header accepted; the reference implementation uses the same bound.
@@ -73,39 +72,16 @@ public final class SafeTensorsFile: @unchecked Sendable {  // immutable after in
 
     public init(path: String) throws {
         self.path = path
-        let fd = open(path, O_RDONLY)
-        guard fd >= 0 else { throw SafeTensorsError.cannotOpen(path: path, reason: String(cString: strerror(errno))) }
-        defer { close(fd) }
-        var status = stat()
-        guard fstat(fd, &status) == 0 else {
-            throw SafeTensorsError.cannotOpen(path: path, reason: String(cString: strerror(errno)))
+        file = try MappedFile(path: path)
+        guard file.bytes.count >= 8 else {
+            throw SafeTensorsError.corrupt(path: path, problem: "file is \(file.bytes.count) bytes, too short for the 8-byte header length")
         }
-        if (status.st_mode & S_IFMT) == S_IFDIR {
-            throw SafeTensorsError.cannotOpen(path: path, reason: "is a directory")
-        }
-        let fileSize = Int(status.st_size)
-        guard fileSize >= 8 else {
-            throw SafeTensorsError.corrupt(path: path, problem: "file is \(fileSize) bytes, too short for the 8-byte header length")
-        }
-        guard let base = mmap(nil, fileSize, PROT_READ, MAP_PRIVATE, fd, 0), base != MAP_FAILED else {
-            throw SafeTensorsError.cannotOpen(path: path, reason: "mmap failed: \(String(cString: strerror(errno)))")
-        }
-        let mapping = UnsafeRawPointer(base)
-        do {
-            let header = try Self.parseHeader(mapping: mapping, fileSize: fileSize, path: path)
-            self.tensors = header.tensors
-            self.metadata = header.metadata
-            self.dataStart = header.dataStart
-        } catch {
-            munmap(base, fileSize)
-            throw error
-        }
-        self.mapping = mapping
-        self.mappedSize = fileSize
+        let header = try Self.parseHeader(mapping: file.bytes.baseAddress!, fileSize: file.bytes.count, path: path)
+        self.tensors = header.tensors
+        self.metadata = header.metadata
+        self.dataStart = header.dataStart
         self.byName = Dictionary(uniqueKeysWithValues: tensors.enumerated().map { ($1.name, $0) })
     }
-
-    deinit { munmap(UnsafeMutableRawPointer(mutating: mapping), mappedSize) }
 
     public func info(_ name: String) -> TensorInfo? { byName[name].map { tensors[$0] } }
 
@@ -128,7 +104,7 @@ public final class SafeTensorsFile: @unchecked Sendable {  // immutable after in
             throw SafeTensorsError.notFloat(path: path, name: name, dtype: tensor.dtype.rawValue)
         }
         precondition(destination.count == tensor.elementCount, "destination does not match tensor \(name)")
-        let source = mapping + dataStart + tensor.dataOffsets.lowerBound
+        let source = file.bytes.baseAddress! + dataStart + tensor.dataOffsets.lowerBound
         let count = tensor.elementCount
         guard let out = destination.baseAddress else { return }
         // The data section need not be aligned for the element type, so every load is unaligned.

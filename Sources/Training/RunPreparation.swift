@@ -1,4 +1,5 @@
 import Data
+import Distributed
 import Foundation
 import GPT2
 import Tokenizer
@@ -16,8 +17,8 @@ public struct PreparedRun {
 
     /// Loads or initialises the model; `validationRequired` makes a missing validation set an error
     /// (evaluation), otherwise the validation split applies (0 = none).
-    /// Only `isMain` writes the token cache.
-    public static func prepare(_ arguments: TrainingArguments, dataFile: String, validationRequired: Bool = false, isMain: Bool = true,
+    /// Every rank of `communicator` calls it; only rank 0 writes the token cache.
+    public static func prepare(_ arguments: TrainingArguments, dataFile: String, validationRequired: Bool = false, communicator: Communicator,
                                log: (String) -> Void) throws -> PreparedRun {
         let model: GPT2Model
         if let path = arguments.modelNameOrPath {
@@ -38,35 +39,60 @@ public struct PreparedRun {
         let template = arguments.template.replacingOccurrences(of: "{bos}", with: arguments.bosToken)
             .replacingOccurrences(of: "{eos}", with: arguments.eosToken)
         // Untruncated examples are cached, so a restart with another --block-size still reads them.
-        func encodedExamples(_ texts: [String], dataPath: String, tokenizer: GPT2Tokenizer) throws -> [TokenizedExample] {
-            let cacheDir = arguments.cacheDir ?? (arguments.outputDir.isEmpty ? nil : URL(fileURLWithPath: arguments.outputDir).appendingPathComponent(".cache").path)
-            guard let cacheDir else { return Dataset.encode(texts, template: template, encode: tokenizer.encode) }
-            let settings = [fingerprint(of: tokenizer), template, arguments.textColumn, arguments.textField].joined(separator: "\u{1}")
-            let cachePath = URL(fileURLWithPath: cacheDir).appendingPathComponent(try TokenCache.fileName(dataPath: dataPath, settings: settings)).path
-            if let cached = TokenCache.load(path: cachePath) {
-                log("read \(cached.count) tokenized examples from the cache \(cachePath)")
-                return cached
+        func tokenized(_ texts: TextReader, dataPath: String, tokenizer: GPT2Tokenizer) throws -> Dataset {
+            func encode(_ text: String) -> [Int32] { tokenizer.encode(template.replacingOccurrences(of: "{text}", with: text)).map { Int32($0) } }
+            func inMemory() throws -> Dataset {
+                var examples: [TokenizedExample] = []
+                while let text = try texts.next() { examples.append(TokenizedExample(inputIDs: encode(text))) }
+                return Dataset(examples: examples)
             }
-            let examples = Dataset.encode(texts, template: template, encode: tokenizer.encode)
-            if isMain { try TokenCache.store(examples, path: cachePath) }
-            return examples
+            let cacheDir = arguments.cacheDir ?? (arguments.outputDir.isEmpty ? nil : URL(fileURLWithPath: arguments.outputDir).appendingPathComponent(".cache").path)
+            guard let cacheDir else { return try inMemory() }
+            // Rank 0 alone reads or writes the cache, then tells the others where it is, and they
+            // map the same file: one tokenization, and one copy in the page cache per machine.
+            var cachePath = "", storage: TokenStorage?
+            if communicator.isMain {
+                let settings = [fingerprint(of: tokenizer), template, arguments.textColumn, arguments.textField].joined(separator: "\u{1}")
+                cachePath = URL(fileURLWithPath: cacheDir).appendingPathComponent(try TokenCache.fileName(dataPath: dataPath, settings: settings)).path
+                if let cached = TokenCache.load(path: cachePath) {
+                    log("read \(cached.count) tokenized examples from the cache \(cachePath)")
+                    storage = cached
+                } else {
+                    try TokenCache.write(to: cachePath) { cache in
+                        while let text = try texts.next() { try cache.append(encode(text)) }
+                    }
+                    guard let written = TokenCache.load(path: cachePath) else {
+                        throw DataError(path: cachePath, problem: "does not read back as the token cache just written")
+                    }
+                    log("tokenized \(written.count) examples into the cache \(cachePath)")
+                    storage = written
+                }
+            }
+            cachePath = String(decoding: try communicator.broadcast(Data(cachePath.utf8)), as: UTF8.self)
+            // A rank on another machine whose cache dir is not rank 0's tokenizes into memory.
+            guard let storage = storage ?? TokenCache.load(path: cachePath) else { return try inMemory() }
+            return Dataset(storage: storage)
         }
         func readDataset(_ path: String) throws -> Dataset {
-            switch try DataFile.read(path: path, textColumn: arguments.textColumn, textField: arguments.textField) {
+            switch try DataFile.open(path: path, textColumn: arguments.textColumn, textField: arguments.textField) {
             case let .tokenized(examples):
-                return Dataset.truncating(examples, blockSize: blockSize)
+                return Dataset(examples: examples).truncated(to: blockSize)
             case let .texts(texts):
-                let loaded = try tokenizer ?? loadTokenizer(arguments, model: model, log: log)
+                let loaded = try tokenizer ?? loadTokenizer(arguments)
                 tokenizer = loaded
-                return Dataset.truncating(try encodedExamples(texts, dataPath: path, tokenizer: loaded), blockSize: blockSize)
+                return try tokenized(texts, dataPath: path, tokenizer: loaded).truncated(to: blockSize)
             }
         }
         var dataset = try readDataset(dataFile)
         var validation = try arguments.validationFile.flatMap { $0 == dataFile ? nil : try readDataset($0) }
+        // Only once the data has read without error, so that a bad file gives a one-line error.
+        if let tokenizer { fit(model, to: tokenizer, log: log) }
         let vocabularySize = model.config.vocabSize
-        for example in dataset.examples + (validation?.examples ?? []) {
-            if let bad = example.inputIDs.first(where: { $0 < 0 || Int($0) >= vocabularySize }) {
-                throw DataError(path: dataFile, problem: "token id \(bad) is outside the model's vocabulary (size \(vocabularySize))")
+        for (path, data) in [(dataFile, dataset)] + (validation.map { [(arguments.validationFile!, $0)] } ?? []) {
+            try data.storage.forEachTokenChunk { tokens in
+                if let bad = tokens.first(where: { $0 < 0 || Int($0) >= vocabularySize }) {
+                    throw DataError(path: path, problem: "token id \(bad) is outside the model's vocabulary (size \(vocabularySize))")
+                }
             }
         }
         if dataset.truncatedCount > 0 { log("\(dataset.truncatedCount) of \(dataset.count) examples were cut to --block-size \(blockSize)") }
@@ -93,16 +119,20 @@ public struct PreparedRun {
         "\(tokenizer.count):" + tokenizer.addedTokens.map { "\($0.id)=\($0.token.content)" }.joined(separator: ",")
     }
 
-    /// The tokenizer with the recipe's special tokens added; the model's embeddings grow to match
-    /// and its config takes the tokenizer's bos, eos and pad ids, as `Trainer` aligns them.
-    static func loadTokenizer(_ arguments: TrainingArguments, model: GPT2Model, log: (String) -> Void) throws -> GPT2Tokenizer {
+    /// The tokenizer with the recipe's special tokens added.
+    static func loadTokenizer(_ arguments: TrainingArguments) throws -> GPT2Tokenizer {
         guard let directory = arguments.tokenizer ?? arguments.modelNameOrPath else {
             throw TrainingError.invalidSetting("text data needs a tokenizer: give --tokenizer DIR (vocab.json and merges.txt)")
         }
         // As from_pretrained(dir, bos_token=..., eos_token=..., pad_token=...): the role tokens
         // are added as special tokens after the vocabulary when it lacks them.
-        let tokenizer = try GPT2Tokenizer.load(directory: URL(fileURLWithPath: directory),
-                                               roles: [.bos: arguments.bosToken, .eos: arguments.eosToken, .pad: arguments.padToken])
+        return try GPT2Tokenizer.load(directory: URL(fileURLWithPath: directory),
+                                      roles: [.bos: arguments.bosToken, .eos: arguments.eosToken, .pad: arguments.padToken])
+    }
+
+    /// The model's embeddings grow to the tokenizer's added tokens and its config takes the
+    /// tokenizer's bos, eos and pad ids, as `Trainer` aligns them.
+    static func fit(_ model: GPT2Model, to tokenizer: GPT2Tokenizer, log: (String) -> Void) {
         if tokenizer.count > model.config.vocabSize {
             log("resized the token embeddings from \(model.config.vocabSize) to \(tokenizer.count) for the added tokens")
             model.resizeTokenEmbeddings(to: tokenizer.count)
@@ -110,6 +140,5 @@ public struct PreparedRun {
         var config = model.config
         (config.bosTokenID, config.eosTokenID, config.padTokenID) = (tokenizer.bosTokenID, tokenizer.eosTokenID, tokenizer.padTokenID)
         model.replaceParameters(config: config, parameters: model.parameters)
-        return tokenizer
     }
 }

@@ -188,3 +188,56 @@ func sampleOfIdeas(from start: Int, count: Int, name: String) throws -> String {
     let afresh = runCLI(arguments + ["--overwrite-output-dir"])
     #expect(afresh.status == 0 && afresh.error.contains("tokenized examples from the cache"), "\(afresh.error)")
 }
+
+@Test func aCorpusIsTokenizedAndTrainedOnWithoutHoldingItsTokensInMemory() throws {
+    let directory = try TestPaths.temporaryDirectory("corpus")
+    defer { try? FileManager.default.removeItem(at: directory) }  // 70 MB of corpus and cache
+    let lines = try String(contentsOf: TestPaths.sharedData.appendingPathComponent("tinyshakespeare.txt"), encoding: .utf8)
+        .split(separator: "\n").filter { !$0.isEmpty }
+    // Examples of 20 lines each (1.1 MB in all), the large file holding them 30 times.
+    let examples = stride(from: 0, to: lines.count, by: 20).map { lines[$0..<min($0 + 20, lines.count)].joined(separator: " ") }
+    let small = directory.appendingPathComponent("small.txt"), large = directory.appendingPathComponent("large.txt")
+    try (examples.prefix(100).joined(separator: "\n") + "\n").write(to: small, atomically: true, encoding: .utf8)
+    try String(repeating: examples.joined(separator: "\n") + "\n", count: 30).write(to: large, atomically: true, encoding: .utf8)
+    let config = try microConfig()
+    func train(_ data: URL, output: String, _ extra: [String] = []) throws -> MeasuredRun {
+        let run = try runMeasuringMemory(TestPaths.executable, ["train", "--model-config", config, "--tokenizer", tokenizerDirectory,
+                                                                "--train-file", data.path, "--output-dir", directory.appendingPathComponent(output).path,
+                                                                "--max-steps", "1", "--eval-strategy", "no"] + extra)
+        try #require(run.status == 0, "\(run.error)")
+        return run
+    }
+    let baseline = try train(small, output: "small")
+    let first = try train(large, output: "large"), second = try train(large, output: "large", ["--overwrite-output-dir"])
+    #expect(first.error.contains("examples into the cache") && second.error.contains("tokenized examples from the cache"), "\(second.error)")
+    let cacheDirectory = directory.appendingPathComponent("large/.cache")
+    let cacheFiles = try FileManager.default.contentsOfDirectory(atPath: cacheDirectory.path)
+    try #require(cacheFiles.count == 1)
+    let cacheBytes = try #require(try FileManager.default.attributesOfItem(atPath: cacheDirectory.appendingPathComponent(cacheFiles[0]).path)[.size] as? Int)
+    for run in [first, second] {
+        let growth = run.peakResidentBytes - baseline.peakResidentBytes
+        // Holding the tokens would take the cache's size at least, and reading the whole file and
+        // its texts into memory as before took more (measured here: about 5 MB for a 36 MB cache).
+        #expect(growth < cacheBytes / 3, "peak memory grew by \(growth / 1_000_000) MB over a small file's, for a \(cacheBytes / 1_000_000) MB cache")
+    }
+}
+
+@Test func aDamagedTokenCacheIsTokenizedAgainNotTrusted() throws {
+    let train = try sampleOfIdeas(from: 500, count: 60, name: "train.txt")
+    let output = try TestPaths.temporaryDirectory("damaged").appendingPathComponent("run")
+    let arguments = ["train", "--model-config", try microConfig(), "--tokenizer", tokenizerDirectory, "--train-file", train,
+                     "--output-dir", output.path, "--overwrite-output-dir", "--max-steps", "2", "--logging-steps", "1", "--eval-strategy", "no"]
+    let first = runCLI(arguments)
+    #expect(first.status == 0 && first.error.contains("tokenized 60 examples into the cache"), "\(first.error)")
+    let losses = try stepRecords(output).map { $0["loss"] }
+    let cacheDirectory = output.appendingPathComponent(".cache")
+    let cache = cacheDirectory.appendingPathComponent(try #require(try FileManager.default.contentsOfDirectory(atPath: cacheDirectory.path).first))
+    let written = try Data(contentsOf: cache)
+    var damaged = written
+    damaged[12] ^= 1  // one bit of the first example's second token
+    try damaged.write(to: cache)
+    let second = runCLI(arguments)
+    #expect(second.status == 0 && second.error.contains("tokenized 60 examples into the cache"), "\(second.error)")
+    #expect(try stepRecords(output).map { $0["loss"] } == losses)
+    #expect(try Data(contentsOf: cache) == written)
+}

@@ -3,6 +3,7 @@ import Foundation
 import GPT2
 import Testing
 import TestSupport
+import Tokenizer
 
 func writeData(_ content: String, _ name: String) throws -> String {
     let path = try TestPaths.temporaryDirectory("data").appendingPathComponent(name).path
@@ -32,8 +33,23 @@ func writeData(_ content: String, _ name: String) throws -> String {
     #expect(try DataFile.read(path: custom, textField: "body") == .texts(["x"]))
     let tokens = try writeData("{\"input_ids\": [1, 2, 3]}\n{\"input_ids\": [4], \"labels\": [-100]}\n", "ids.jsonl")
     #expect(try DataFile.read(path: tokens) == .tokenized([TokenizedExample(inputIDs: [1, 2, 3]), TokenizedExample(inputIDs: [4], labels: [-100])]))
+    let textsThenIDs = try writeData("{\"text\": \"a\"}\n{\"input_ids\": [1]}\n", "mixed1.jsonl")
+    #expect(throws: DataError(path: textsThenIDs, line: 2, problem: "mixes input_ids records with text records")) { try DataFile.read(path: textsThenIDs) }
+    let idsThenTexts = try writeData("{\"input_ids\": [1]}\n\n{\"text\": \"a\"}\n", "mixed2.jsonl")
+    #expect(throws: DataError(path: idsThenTexts, line: 3, problem: "mixes text records with input_ids records")) { try DataFile.read(path: idsThenTexts) }
     let badLabels = try writeData("{\"input_ids\": [1, 2], \"labels\": [1]}\n", "bad.jsonl")
     #expect(throws: DataError.self) { try DataFile.read(path: badLabels) }
+}
+
+@Test func filesAreReadAcrossBlockEdgesAndLongLines() throws {
+    // The reader takes 1 MiB at a time: a line longer than that, and line breaks near its edges.
+    let lines = [String(repeating: "word ", count: 300_000), "short"] + (0..<50_000).map { "line \($0)" }
+    #expect(try DataFile.read(path: try writeData(lines.joined(separator: "\r\n") + "\r\n", "long.txt")) == .texts(lines))
+    #expect(try DataFile.lines(path: try writeData("a\n\n  \r\nb", "last.txt")) == ["a", "", "  ", "b"])
+    // A quoted CSV field that spans lines (its CR LF kept) and the edge of the first block.
+    let padding = String(repeating: "x", count: (1 << 20) - 20)
+    let csv = "text,n\r\n\(padding),1\r\n\"two\r\nlines, \"\"quoted\"\"\",2\r\nlast,3"
+    #expect(try DataFile.read(path: try writeData(csv, "edge.csv")) == .texts([padding, "two\r\nlines, \"quoted\"", "last"]))
 }
 
 @Test func unknownFormatsAndEmptyFilesAreRefused() throws {
@@ -43,16 +59,16 @@ func writeData(_ content: String, _ name: String) throws -> String {
     #expect(throws: DataError(path: empty, problem: "holds no examples")) { try DataFile.read(path: empty) }
 }
 
-@Test func encodingWrapsTruncatesAndCounts() {
-    let dataset = Dataset.truncating(Dataset.encode(["ab", "abcdef"], template: "<{text}>") { text in text.unicodeScalars.map { Int($0.value) } },
-                                     blockSize: 5)
-    #expect(dataset.examples.map(\.inputIDs) == [[60, 97, 98, 62], [60, 97, 98, 99, 100]])
+@Test func truncationCutsAndCounts() {
+    let dataset = Dataset(examples: [TokenizedExample(inputIDs: [60, 97, 98, 62]), TokenizedExample(inputIDs: [60, 97, 98, 99, 100, 101, 62])])
+        .truncated(to: 5)
+    #expect(dataset.map(\.inputIDs) == [[60, 97, 98, 62], [60, 97, 98, 99, 100]])
     #expect(dataset.truncatedCount == 1 && dataset.tokenCount == 9)
 }
 
 @Test func packingMakesFullBlocksAndDropsTheTail() {
     let dataset = Dataset(examples: [TokenizedExample(inputIDs: [1, 2, 3]), TokenizedExample(inputIDs: [4, 5, 6, 7]), TokenizedExample(inputIDs: [8])])
-    #expect(dataset.packed(blockSize: 3).examples.map(\.inputIDs) == [[1, 2, 3], [4, 5, 6]])
+    #expect(dataset.packed(blockSize: 3).map(\.inputIDs) == [[1, 2, 3], [4, 5, 6]])
 }
 
 @Test func collatorPadsOnTheRightWithIgnoredLabels() throws {
@@ -99,24 +115,67 @@ func writeData(_ content: String, _ name: String) throws -> String {
     let dataset = Dataset(examples: (0..<100).map { TokenizedExample(inputIDs: [Int32($0)]) })
     let (train, validation) = dataset.split(validationFraction: 0.2, seed: 1)
     #expect(train.count == 80 && validation.count == 20)
-    #expect(Set(train.examples.map(\.inputIDs[0])).isDisjoint(with: validation.examples.map(\.inputIDs[0])))
-    #expect(dataset.split(validationFraction: 0.2, seed: 1).validation == validation)
-    #expect(dataset.split(validationFraction: 0.2, seed: 2).validation != validation)
+    #expect(Set(train.map(\.inputIDs[0])).isDisjoint(with: validation.map(\.inputIDs[0])))
+    #expect(Array(dataset.split(validationFraction: 0.2, seed: 1).validation) == Array(validation))
+    #expect(Array(dataset.split(validationFraction: 0.2, seed: 2).validation) != Array(validation))
 }
 
-@Test func tokenCacheRoundTripsAndRejectsPartialFiles() throws {
+/// Writes `examples` as a token cache at `path` and maps it back.
+func cached(_ examples: [TokenizedExample], at path: String) throws -> TokenStorage? {
+    try TokenCache.write(to: path) { cache in
+        for example in examples { try cache.append(example.inputIDs) }
+    }
+    return TokenCache.load(path: path)
+}
+
+@Test func tokenCacheRoundTripsAndRejectsDamagedFiles() throws {
     let directory = try TestPaths.temporaryDirectory("cache")
     let data = try writeData("one\ntwo\n", "ideas.txt")
     let name = try TokenCache.fileName(dataPath: data, settings: "tokenizer A")
     #expect(name != (try TokenCache.fileName(dataPath: data, settings: "tokenizer B")), "another tokenizer, another cache")
     let path = directory.appendingPathComponent(name).path
-    let examples = [TokenizedExample(inputIDs: [1, 2, 3]), TokenizedExample(inputIDs: [50258]), TokenizedExample(inputIDs: [])]
-    try TokenCache.store(examples, path: path)
-    #expect(TokenCache.load(path: path) == examples)
-    let bytes = try Data(contentsOf: URL(fileURLWithPath: path))
-    try bytes.prefix(bytes.count - 2).write(to: URL(fileURLWithPath: path))
-    #expect(TokenCache.load(path: path) == nil, "a truncated cache is not used")
+    let examples = [TokenizedExample(inputIDs: [1, 2, 3]), TokenizedExample(inputIDs: [50258]), TokenizedExample(inputIDs: []),
+                    TokenizedExample(inputIDs: [7])]
+    let storage = try #require(try cached(examples, at: path))
+    #expect(Array(Dataset(storage: storage)) == examples)
+    #expect(storage.mapping?.path == path)
+    let good = try Data(contentsOf: URL(fileURLWithPath: path))
+    func damaged(_ change: (inout Data) -> Void) throws -> TokenStorage? {
+        var bytes = good
+        change(&bytes)
+        try bytes.write(to: URL(fileURLWithPath: path))
+        return TokenCache.load(path: path)
+    }
+    #expect(try damaged { _ in } != nil, "the untouched bytes still load")
+    #expect(try damaged { $0.removeLast(2) } == nil, "a truncated cache is not used")
+    #expect(try damaged { $0.append(0) } == nil, "nor one with bytes after its end")
+    #expect(try damaged { $0[10] ^= 1 } == nil, "nor one with a changed token")
+    let secondOffset = good.count - 24 - 5 * 8 + 8
+    #expect(try damaged { $0[secondOffset] ^= 1 } == nil, "nor one with an offset changed (3 to 2, still in order)")
+    #expect(try damaged { $0[7] = UInt8(ascii: "1") } == nil, "nor the earlier format")
     #expect(TokenCache.load(path: directory.appendingPathComponent("missing.bin").path) == nil)
+    #expect(try cached([], at: path).map { Dataset(storage: $0).count } == 0, "an empty cache is a cache")
+}
+
+@Test func mappedAndInMemoryStorageGiveTheSameExamples() throws {
+    let examples = try ideaExamples(labelled: false)
+    let path = try TestPaths.temporaryDirectory("cache").appendingPathComponent("ideas.bin").path
+    let mapped = Dataset(storage: try #require(try cached(examples, at: path)))
+    let inMemory = Dataset(examples: examples)
+    // The tokens are read where the file is mapped, not copied.
+    let file = try #require(mapped.storage.mapping)
+    let tokens = UnsafeRawBufferPointer(mapped.storage.tokens)
+    #expect(file.bytes.baseAddress! < tokens.baseAddress! && tokens.baseAddress! + tokens.count <= file.bytes.baseAddress! + file.bytes.count)
+    #expect(inMemory.storage.mapping == nil)
+    for (a, b) in [(mapped, inMemory), (mapped.truncated(to: 10), inMemory.truncated(to: 10))] {
+        let (trainA, validationA) = a.split(validationFraction: 0.1, seed: 3), (trainB, validationB) = b.split(validationFraction: 0.1, seed: 3)
+        let same = Array(a) == Array(b) && Array(validationA) == Array(validationB)
+            && Array(trainA.packed(blockSize: 9)) == Array(trainB.packed(blockSize: 9))
+        #expect(same && a.tokenCount == b.tokenCount && a.truncatedCount == b.truncatedCount)
+    }
+    var bad: [Int32] = []
+    mapped.storage.forEachTokenChunk { bad += $0.filter { $0 < 0 || $0 >= 50257 } }
+    #expect(bad.isEmpty && Array(mapped.storage.tokens) == examples.flatMap(\.inputIDs))
 }
 
 @Test func firstEpochPaddingCountsWhatTheBatchesPad() {
@@ -133,4 +192,67 @@ func writeData(_ content: String, _ name: String) throws -> String {
     }
     #expect(loader.firstEpochPadding() == (padding, total))
     #expect(total > 30 && padding > 0)
+}
+
+/// What the views must give: the examples as arrays, cut, split and packed by copying, as the
+/// dataset did before its tokens lay in one buffer.
+enum CopiedExamples {
+    static func truncated(_ examples: [TokenizedExample], to blockSize: Int) -> [TokenizedExample] {
+        examples.map { TokenizedExample(inputIDs: Array($0.inputIDs.prefix(blockSize)), labels: $0.labels.map { Array($0.prefix(blockSize)) }) }
+    }
+
+    static func split(_ examples: [TokenizedExample], fraction: Double, seed: UInt64) -> (train: [TokenizedExample], validation: [TokenizedExample]) {
+        let order = seededPermutation(count: examples.count, seed: seed)
+        let validation = Set(order.prefix(min(examples.count - 1, max(1, Int((Double(examples.count) * fraction).rounded())))))
+        return (examples.indices.filter { !validation.contains($0) }.map { examples[$0] }, examples.indices.filter(validation.contains).map { examples[$0] })
+    }
+
+    static func packed(_ examples: [TokenizedExample], blockSize: Int) -> [TokenizedExample] {
+        let stream = examples.flatMap(\.inputIDs), labelStream = examples.flatMap { $0.labels ?? $0.inputIDs }
+        return (0..<(stream.count / blockSize)).map { block in
+            let range = (block * blockSize)..<((block + 1) * blockSize)
+            return TokenizedExample(inputIDs: Array(stream[range]), labels: Array(labelStream[range]))
+        }
+    }
+}
+
+/// An example as a batch sees it: missing labels are the input ids.
+func withLabels(_ examples: some Sequence<TokenizedExample>) -> [TokenizedExample] {
+    examples.map { TokenizedExample(inputIDs: $0.inputIDs, labels: $0.labels ?? $0.inputIDs) }
+}
+
+/// ideas.txt through GPT-2's tokenizer; with `labelled`, every third example has labels of its own.
+func ideaExamples(labelled: Bool) throws -> [TokenizedExample] {
+    let tokenizer = try GPT2Tokenizer.load(directory: TestPaths.sharedData.appendingPathComponent("gpt2-tokenizer"))
+    guard case let .texts(texts) = try DataFile.read(path: TestPaths.sharedData.appendingPathComponent("ideas.txt").path) else { return [] }
+    return texts.enumerated().map { index, text in
+        let ids = tokenizer.encode(text).map { Int32($0) }
+        return TokenizedExample(inputIDs: ids, labels: labelled && index % 3 == 0 ? ids.map { $0 % 2 == 0 ? Batch.ignoredLabel : $0 } : nil)
+    }
+}
+
+@Test(arguments: [false, true])
+func viewsGiveWhatCopyingGaveOnRealData(labelled: Bool) throws {
+    let examples = try ideaExamples(labelled: labelled)
+    try #require(examples.count == 4928)
+    for blockSize in [12, 1024] {
+        let dataset = Dataset(examples: examples).truncated(to: blockSize)
+        let cut = CopiedExamples.truncated(examples, to: blockSize)
+        // (Compared as Bools: a difference would print thousands of examples.)
+        let sameExamples = withLabels(dataset) == withLabels(cut)
+        #expect(sameExamples)
+        #expect(dataset.truncatedCount == examples.count { $0.inputIDs.count > blockSize })
+        #expect(dataset.tokenCount == cut.reduce(0) { $0 + $1.inputIDs.count })
+        let (train, validation) = dataset.split(validationFraction: 0.2, seed: 42)
+        let copied = CopiedExamples.split(cut, fraction: 0.2, seed: 42)
+        let sameSplit = withLabels(train) == withLabels(copied.train) && withLabels(validation) == withLabels(copied.validation)
+        #expect(sameSplit)
+        #expect(train.truncatedCount == dataset.truncatedCount && validation.truncatedCount == 0)
+        for (view, copies, size) in [(dataset, cut, 7), (train, copied.train, blockSize), (validation, copied.validation, 64)] {
+            let packed = view.packed(blockSize: size), reference = CopiedExamples.packed(copies, blockSize: size)
+            let sameBlocks = withLabels(packed) == reference
+            #expect(sameBlocks, "blocks of \(size)")
+            #expect(packed.tokenCount == reference.count * size && packed.truncatedCount == view.truncatedCount)
+        }
+    }
 }

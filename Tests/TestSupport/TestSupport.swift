@@ -72,3 +72,45 @@ public func runMPI(ranks: Int, _ arguments: [String]) throws -> ProcessResult {
                           ["--oversubscribe", "--mca", "mpi_yield_when_idle", "1", "-np", String(ranks), TestPaths.executable.path] + arguments,
                           environment: ["OMPI_ALLOW_RUN_AS_ROOT": "1", "OMPI_ALLOW_RUN_AS_ROOT_CONFIRM": "1"])
 }
+
+/// What `runMeasuringMemory` reports.
+public struct MeasuredRun {
+    public let status: Int32
+    public let error: String
+    /// The most memory the process held resident at once (its VmHWM).
+    public let peakResidentBytes: Int
+}
+
+/// Runs a program to its end with its standard output discarded, and measures its peak resident
+/// memory. That is read from /proc while it runs, missing at most its last few milliseconds:
+/// getrusage's figure for a child also counts this test process's own memory, which the child's
+/// address space was a copy of until it started the program.
+public func runMeasuringMemory(_ executable: URL, _ arguments: [String]) throws -> MeasuredRun {
+    let errorPath = try TestPaths.temporaryDirectory("stderr").appendingPathComponent("stderr.txt").path
+    var actions = posix_spawn_file_actions_t()
+    posix_spawn_file_actions_init(&actions)
+    defer { posix_spawn_file_actions_destroy(&actions) }
+    posix_spawn_file_actions_addopen(&actions, 1, "/dev/null", O_WRONLY, 0)
+    posix_spawn_file_actions_addopen(&actions, 2, errorPath, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
+    let argv = ([executable.path] + arguments).map { strdup($0) } + [nil]
+    defer { argv.forEach { free($0) } }
+    var pid = pid_t()
+    let spawned = posix_spawn(&pid, executable.path, &actions, nil, argv, environ)
+    guard spawned == 0 else { throw POSIXError(POSIXErrorCode(rawValue: spawned) ?? .EINVAL) }
+    var peakKilobytes = 0
+    var status: Int32 = 0
+    while true {
+        let fields = (try? String(contentsOfFile: "/proc/\(pid)/status", encoding: .utf8))?.split(separator: "\n") ?? []
+        if let line = fields.first(where: { $0.hasPrefix("VmHWM:") }), let kilobytes = Int(line.split(whereSeparator: \.isWhitespace)[1]) {
+            peakKilobytes = max(peakKilobytes, kilobytes)
+        }
+        let waited = waitpid(pid, &status, WNOHANG)
+        if waited == pid { break }
+        guard waited == 0 || errno == EINTR else { throw POSIXError(POSIXErrorCode(rawValue: errno) ?? .EINVAL) }
+        usleep(2_000)
+    }
+    // A normal exit keeps its code in bits 8-15; a signal leaves the low 7 bits non-zero.
+    let exitStatus = status & 0x7F == 0 ? (status >> 8) & 0xFF : 128 + (status & 0x7F)
+    return MeasuredRun(status: exitStatus, error: (try? String(contentsOfFile: errorPath, encoding: .utf8)) ?? "",
+                       peakResidentBytes: peakKilobytes * 1024)
+}
