@@ -10,7 +10,9 @@ public final class InferenceSession {
     public let weights: DecodingWeights
     /// Tokens already in the cache, the same for every sequence.
     public private(set) var length = 0
-    private let keys: FloatBuffer, values: FloatBuffer  // [L, B, capacity, C] each
+    private let keysTransposed: FloatBuffer  // [L, B, C, keyStride]
+    private let keyStride: Int
+    private let values: FloatBuffer  // [L, B, capacity, C]
     private let hidden, normed, qkv, attentionOut, fc, fcGelu: FloatBuffer
     private let mean, rstd, lastHidden, lastLogits: FloatBuffer
 
@@ -25,7 +27,8 @@ public final class InferenceSession {
         self.capacity = capacity
         precondition(weights.blocks.count == L && weights.head.columnCount == V, "decoding weights of another model")
         self.weights = weights
-        keys = FloatBuffer(count: L * rows * C)
+        keyStride = (capacity + Kernels.cachedKeyBlock - 1) / Kernels.cachedKeyBlock * Kernels.cachedKeyBlock
+        keysTransposed = FloatBuffer(count: L * batchSize * C * keyStride)
         values = FloatBuffer(count: L * rows * C)
         hidden = FloatBuffer(count: rows * C)
         normed = FloatBuffer(count: rows * C)
@@ -68,15 +71,15 @@ public final class InferenceSession {
                                      weight: p + w.ln1Weight, bias: p + w.ln1Bias, rows: rows, channels: C, epsilon: epsilon)
             let matrices = weights.blocks[l]
             matrices.attention.multiply(m: rows, a: normed.pointer, c: qkv.pointer, ldc: 3 * C, start: .rowVector(p + w.attentionBias))
-            let layerKeys = keys.pointer + l * B * capacity * C, layerValues = values.pointer + l * B * capacity * C
+            let layerKeys = keysTransposed.pointer + l * B * C * keyStride, layerValues = values.pointer + l * B * capacity * C
             for b in 0..<B {
                 for i in 0..<n {
-                    let source = qkv.pointer + (b * n + i) * 3 * C
-                    (layerKeys + (b * capacity + length + i) * C).update(from: source + C, count: C)
-                    (layerValues + (b * capacity + length + i) * C).update(from: source + 2 * C, count: C)
+                    let source = qkv.pointer + (b * n + i) * 3 * C, position = length + i
+                    for c in 0..<C { layerKeys[(b * C + c) * keyStride + position] = source[C + c] }
+                    (layerValues + (b * capacity + position) * C).update(from: source + 2 * C, count: C)
                 }
             }
-            Kernels.cachedAttentionForward(out: attentionOut.pointer, qkv: qkv.pointer, keys: layerKeys, values: layerValues,
+            Kernels.cachedAttentionForward(out: attentionOut.pointer, qkv: qkv.pointer, keysTransposed: layerKeys, keyStride: keyStride, values: layerValues,
                                            batch: B, newTokens: n, pastLength: length, capacity: capacity,
                                            channels: C, heads: NH, scale: scale)
             // The residual stream: hidden += proj(attention); hidden += mlp(ln2(hidden)).

@@ -101,14 +101,20 @@ enum StreamingMultiply {
                 }
                 for p0 in stride(from: 0, to: depth, by: depthBlock) {
                     var block = UnsafePointer(w.values + w.offset(columnBlockStart: j0, width: width, depthStart: p0) + (j - j0) * depthBlock)
+                    var chunk = 0
                     if rows == maxRows {
-                        for chunk in stride(from: 0, to: count, by: 8) {
-                            fullGroupStep(block, input: input + p0, inputStride: inputStride, sums: sums + chunk, sumsStride: sumsStride)
-                            block += 64
+                        let x = input + p0
+                        while chunk + 16 <= count {
+                            for half in 0..<2 {
+                                let r = 4 * half
+                                fourRowsTwoChunks(block, x + r * inputStride, x + (r + 1) * inputStride, x + (r + 2) * inputStride,
+                                                  x + (r + 3) * inputStride, sums: sums + r * sumsStride + chunk, sumsStride: sumsStride)
+                            }
+                            block += 128
+                            chunk += 16
                         }
-                        continue
                     }
-                    for chunk in stride(from: 0, to: count, by: 8) {
+                    for chunk in stride(from: chunk, to: count, by: 8) {
                         let v0 = Element.widen8(block), v1 = Element.widen8(block + 8), v2 = Element.widen8(block + 16)
                         let v3 = Element.widen8(block + 24), v4 = Element.widen8(block + 32), v5 = Element.widen8(block + 40)
                         let v6 = Element.widen8(block + 48), v7 = Element.widen8(block + 56)
@@ -128,21 +134,24 @@ enum StreamingMultiply {
         }
     }
 
-    /// One chunk's 64 weights applied to all eight rows: eight independent accumulators, so the
-    /// fused multiply-adds of different rows overlap instead of waiting on one another. The same
-    /// operations in the same order as the loop over rows for fewer.
+    /// Two chunks (16 columns) of a group's weights applied to four rows: eight independent
+    /// accumulators, each weight vector loaded once for the four rows and each input broadcast
+    /// once for the two chunks, so loads do not outnumber the fused multiply-adds. The same
+    /// operations in the same order as the loop over rows.
     @inline(__always)
-    private static func fullGroupStep<Element: WeightElement>(_ block: UnsafePointer<Element>, input x: UnsafePointer<Float>, inputStride s: Int,
-                                                              sums: UnsafeMutablePointer<Float>, sumsStride t: Int) {
-        var s0 = load8(sums), s1 = load8(sums + t), s2 = load8(sums + 2 * t), s3 = load8(sums + 3 * t)
-        var s4 = load8(sums + 4 * t), s5 = load8(sums + 5 * t), s6 = load8(sums + 6 * t), s7 = load8(sums + 7 * t)
+    private static func fourRowsTwoChunks<Element: WeightElement>(_ block: UnsafePointer<Element>, _ x0: UnsafePointer<Float>,
+                                                                  _ x1: UnsafePointer<Float>, _ x2: UnsafePointer<Float>,
+                                                                  _ x3: UnsafePointer<Float>, sums: UnsafeMutablePointer<Float>, sumsStride t: Int) {
+        var a0 = load8(sums), b0 = load8(sums + 8), a1 = load8(sums + t), b1 = load8(sums + t + 8)
+        var a2 = load8(sums + 2 * t), b2 = load8(sums + 2 * t + 8), a3 = load8(sums + 3 * t), b3 = load8(sums + 3 * t + 8)
         for i in 0..<8 {
-            let v = Element.widen8(block + 8 * i)
-            s0.addProduct(x[i], v); s1.addProduct(x[s + i], v); s2.addProduct(x[2 * s + i], v); s3.addProduct(x[3 * s + i], v)
-            s4.addProduct(x[4 * s + i], v); s5.addProduct(x[5 * s + i], v); s6.addProduct(x[6 * s + i], v); s7.addProduct(x[7 * s + i], v)
+            let v = Element.widen8(block + 8 * i), w = Element.widen8(block + 64 + 8 * i)
+            let y0 = SIMD8(repeating: x0[i]), y1 = SIMD8(repeating: x1[i]), y2 = SIMD8(repeating: x2[i]), y3 = SIMD8(repeating: x3[i])
+            a0.addProduct(y0, v); b0.addProduct(y0, w); a1.addProduct(y1, v); b1.addProduct(y1, w)
+            a2.addProduct(y2, v); b2.addProduct(y2, w); a3.addProduct(y3, v); b3.addProduct(y3, w)
         }
-        store8(s0, sums); store8(s1, sums + t); store8(s2, sums + 2 * t); store8(s3, sums + 3 * t)
-        store8(s4, sums + 4 * t); store8(s5, sums + 5 * t); store8(s6, sums + 6 * t); store8(s7, sums + 7 * t)
+        store8(a0, sums); store8(b0, sums + 8); store8(a1, sums + t); store8(b1, sums + t + 8)
+        store8(a2, sums + 2 * t); store8(b2, sums + 2 * t + 8); store8(a3, sums + 3 * t); store8(b3, sums + 3 * t + 8)
     }
 
     /// Scratch rows are this far apart: 64 bytes past a multiple of 4 KB, because rows exactly
