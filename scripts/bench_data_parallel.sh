@@ -2,15 +2,17 @@
 # Training throughput of GPT-2 124M (random weights) on real startup ideas at the recipe's global
 # batch of 16: 1 rank x 2 threads against 2 ranks x 1 thread (launch/local), the latter with and
 # without overlapping the gradient allreduce with backward. Rounds alternate the three set-ups.
-#   scripts/bench_data_parallel.sh MODEL_DIR TOKENIZER_DIR IDEAS_FILE [ROUNDS] [STEPS]
+# Flags after STEPS go to every run (e.g. --packing --block-size 256 for full 256-token blocks).
+#   scripts/bench_data_parallel.sh MODEL_DIR TOKENIZER_DIR TEXT_FILE [ROUNDS] [STEPS] [TRAIN FLAGS...]
 set -euo pipefail
 cd "$(dirname "$0")/.."
 model=$1 tokenizer=$2 ideas=$3 rounds=${4:-3} steps=${5:-8}
+shift $(( $# < 5 ? $# : 5 ))
 bin=.build/release/gpt2-ddp
 work=$(mktemp -d)
 common=(train --model-name-or-path "$model" --tokenizer "$tokenizer" --train-file "$ideas" --validation-split 0
         --max-steps "$steps" --logging-steps 1 --eval-strategy no --save-steps 100000 --learning-rate 5e-5 --seed 1
-        --cache-dir "$work/cache")
+        --cache-dir "$work/cache" "$@")
 report() {  # median tokens/s over the steps after the first, and the allreduce wait per step
     python3 - "$1" "$2" "$steps" <<'PY'
 import json, statistics, sys

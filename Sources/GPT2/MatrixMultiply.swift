@@ -32,8 +32,7 @@ enum MatrixMultiplyStart {
 /// differ; the micro-kernel is the same for all.
 ///
 /// Where the data sits: the packed B block (768 KB) in L2, read front to back once per A panel;
-/// the A panel (6 KB) in L1 for its whole sweep (all of A's panels for the depth block are kept
-/// for the next column blocks); C is walked along its rows, so each of the tile's
+/// the A panel (6 KB) in L1 for its whole sweep; C is walked along its rows, so each of the tile's
 /// 6 rows is a sequential stream that the hardware prefetcher follows (walking down C's columns
 /// instead, as BLIS does, stalls on C's cache misses: Swift cannot issue prefetch instructions).
 enum MatrixMultiply {
@@ -75,16 +74,12 @@ enum MatrixMultiply {
         }
     }
 
-    /// One thread's share: the blocking loops around the micro-kernel. With more than one column
-    /// block, A's panels are packed during the first block's sweep, each just before its use (so
-    /// it is read from L1), and kept for the other blocks: a wide product such as the
-    /// language-model head (n = 50257, 66 column blocks) packs A once instead of 66 times.
+    /// One thread's share: the blocking loops around the micro-kernel.
     private static func multiplyBlock(m: Int, n: Int, k: Int, a: StridedMatrix, b: StridedMatrix,
                                       c: UnsafeMutablePointer<Float>, ldc: Int, start: MatrixMultiplyStart) {
         guard m > 0, n > 0 else { return }
         let packedBCount = min(kc, k) * roundUp(min(nc, n), to: nr)
-        let keepsA = n > nc, paddedRows = roundUp(m, to: mr)
-        ScratchSpace.with(count: packedBCount + (keepsA ? paddedRows * k : mr * kc)) { scratch in
+        ScratchSpace.with(count: packedBCount + kc * mr) { scratch in
             let packedB = scratch, packedA = scratch + packedBCount
             for j0 in stride(from: 0, to: n, by: nc) {
                 let columns = min(nc, n - j0)
@@ -94,10 +89,11 @@ enum MatrixMultiply {
                     pack(b.offset(row: p0, column: j0).transposed, count: columns, depth: depth, panelWidth: nr, into: packedB)
                     let blockStart = p0 == 0 ? start.offset(by: j0) : .accumulate
                     for i0 in stride(from: 0, to: m, by: mr) {
-                        let rows = min(mr, m - i0), panel = keepsA ? packedA + p0 * paddedRows + i0 * depth : packedA
-                        if j0 == 0 { pack(a.offset(row: i0, column: p0), count: rows, depth: depth, panelWidth: mr, into: panel) }
+                        // A's panel is packed just before its sweep, so the sweep reads it from L1.
+                        let rows = min(mr, m - i0)
+                        pack(a.offset(row: i0, column: p0), count: rows, depth: depth, panelWidth: mr, into: packedA)
                         for jr in stride(from: 0, to: columns, by: nr) {
-                            tile(depth: depth, a: panel, b: packedB + jr * depth, c: c + i0 * ldc + j0 + jr, ldc: ldc,
+                            tile(depth: depth, a: packedA, b: packedB + jr * depth, c: c + i0 * ldc + j0 + jr, ldc: ldc,
                                  rows: rows, columns: min(nr, columns - jr), start: blockStart.offset(by: jr))
                         }
                     }
