@@ -113,6 +113,20 @@ enum StreamingMultiply {
                             block += 128
                             chunk += 16
                         }
+                    } else if rows == 1 {
+                        // One row: two chunks at a time, so two chains of multiply-adds overlap.
+                        let x = input + p0
+                        while chunk + 16 <= count {
+                            let out = sums + chunk
+                            var first = load8(out), second = load8(out + 8)
+                            for i in 0..<8 {
+                                let y = SIMD8(repeating: x[i])
+                                first.addProduct(y, Element.widen8(block + 8 * i)); second.addProduct(y, Element.widen8(block + 64 + 8 * i))
+                            }
+                            store8(first, out); store8(second, out + 8)
+                            block += 128
+                            chunk += 16
+                        }
                     }
                     for chunk in stride(from: chunk, to: count, by: 8) {
                         let v0 = Element.widen8(block), v1 = Element.widen8(block + 8), v2 = Element.widen8(block + 16)
