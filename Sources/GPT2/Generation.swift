@@ -124,13 +124,13 @@ extension GPT2Model {
     /// `weightsDType` bf16 decodes with the weights rounded to bfloat16.
     public func generate(prompt: [Int], count: Int, batchSize: Int, settings: GenerationSettings,
                          weightsDType: WeightsDType = .float32) throws -> [[Int]] {
-        try generate(prompt: prompt, count: count, batchSize: batchSize, settings: settings,
-                     weights: DecodingWeights(model: self, dtype: weightsDType))
+        // A prompt it cannot run is refused before the weights are copied (a second or so for 124M).
+        try checkPrompt(prompt)
+        return try generate(prompt: prompt, count: count, batchSize: batchSize, settings: settings,
+                            weights: DecodingWeights(model: self, dtype: weightsDType))
     }
 
-    /// The same with the decoding weights already made from this model.
-    public func generate(prompt: [Int], count: Int, batchSize: Int, settings: GenerationSettings,
-                         weights: DecodingWeights) throws -> [[Int]] {
+    private func checkPrompt(_ prompt: [Int]) throws {
         guard !prompt.isEmpty else { throw ModelError.invalidBatch(problem: "the prompt is empty") }
         guard prompt.count < config.nPositions else {
             throw ModelError.invalidBatch(problem: "the prompt has \(prompt.count) tokens; the model's context (n_positions) is \(config.nPositions)")
@@ -138,6 +138,12 @@ extension GPT2Model {
         if let bad = prompt.first(where: { $0 < 0 || $0 >= config.vocabSize }) {
             throw ModelError.invalidBatch(problem: "prompt token \(bad) is outside the vocabulary (size \(config.vocabSize))")
         }
+    }
+
+    /// The same with the decoding weights already made from this model.
+    public func generate(prompt: [Int], count: Int, batchSize: Int, settings: GenerationSettings,
+                         weights: DecodingWeights) throws -> [[Int]] {
+        try checkPrompt(prompt)
         let maxNewTokens = min(settings.maxNewTokens, config.nPositions - prompt.count)
         let capacity = prompt.count + maxNewTokens
         let V = config.vocabSize
