@@ -6,14 +6,41 @@ public struct Flag: Sendable {
     public let help: String
     public let defaultValue: String?
     public let repeatable: Bool
+    /// The largest value a numeric flag accepts, shown in the help and checked when the value is read.
+    public let maximum: Int?
 
-    public static func option(_ name: String, _ valueName: String, _ help: String, default defaultValue: String? = nil, repeatable: Bool = false) -> Flag {
-        Flag(name: name, valueName: valueName, help: help, defaultValue: defaultValue, repeatable: repeatable)
+    public static func option(_ name: String, _ valueName: String, _ help: String, default defaultValue: String? = nil, repeatable: Bool = false,
+                              maximum: Int? = nil) -> Flag {
+        Flag(name: name, valueName: valueName, help: help, defaultValue: defaultValue, repeatable: repeatable, maximum: maximum)
     }
 
     public static func toggle(_ name: String, _ help: String) -> Flag {
-        Flag(name: name, valueName: nil, help: help, defaultValue: nil, repeatable: false)
+        Flag(name: name, valueName: nil, help: help, defaultValue: nil, repeatable: false, maximum: nil)
     }
+}
+
+/// Upper bounds of the count flags: far beyond any run this program can make, and small enough that
+/// every product formed from them fits an Int (examples per step = batch x accumulation x ranks, up
+/// to 2^20 per rank times 2^31 ranks; batch x tokens; the step counter), so no count traps.
+public enum CountLimit {
+    /// Sequences in one batch on one rank.
+    public static let batchSize = 1 << 16
+    /// Micro-batches per optimisation step.
+    public static let accumulationSteps = 1 << 16
+    /// Examples one rank contributes to one optimisation step (batch x accumulation).
+    public static let examplesPerRankStep = 1 << 20
+    /// Optimisation steps, and the intervals counted in steps.
+    public static let steps = 1_000_000_000
+    /// Epochs.
+    public static let epochs = 1_000_000
+    /// Tokens of a sequence: lengths, block sizes, n-gram sizes.
+    public static let tokens = 1 << 20
+    /// Compute threads: glibc's CPU set holds 1024 CPUs.
+    public static let threads = 1024
+    /// Megabytes of one buffer handed to MPI.
+    public static let megabytes = 1 << 16
+    /// Timed repetitions of a measurement.
+    public static let repetitions = 1_000_000
 }
 
 /// What a subcommand accepts, enough to parse its arguments and print its `--help`.
@@ -43,6 +70,7 @@ public struct CommandSpec: Sendable {
             let label = flag.name + (flag.valueName.map { " \($0)" } ?? "")
             var text = flag.help
             if let value = flag.defaultValue { text += " (default: \(value))" }
+            if let maximum = flag.maximum { text += " (at most \(maximum))" }
             if flag.repeatable { text += " (repeatable)" }
             lines.append("  " + pad(label) + text)
         }
@@ -57,6 +85,7 @@ public struct CommandSpec: Sendable {
     public func parse(_ arguments: [String]) throws -> ParsedArguments {
         let byName = Dictionary(uniqueKeysWithValues: flags.map { ($0.name, $0) })
         var parsed = ParsedArguments(command: name)
+        parsed.maxima = byName.compactMapValues(\.maximum)
         var index = 0
         while index < arguments.count {
             let argument = arguments[index]
@@ -112,6 +141,8 @@ public struct ParsedArguments: Sendable {
     public var values: [String: [String]] = [:]
     public var switches: Set<String> = []
     public var positionals: [String] = []
+    /// The flags' declared maxima, which `int` and `double` enforce.
+    public var maxima: [String: Int] = [:]
 
     public init(command: String) { self.command = command }
 
@@ -132,6 +163,7 @@ public struct ParsedArguments: Sendable {
     public func int(_ name: String) throws -> Int? {
         guard let text = string(name) else { return nil }
         guard let value = Int(text) else { throw CLIError.usage(command: command, message: "\(name) expects an integer, got '\(text)'") }
+        try checkMaximum(name, Double(value), text)
         return value
     }
 
@@ -140,20 +172,29 @@ public struct ParsedArguments: Sendable {
         guard let value = Double(text), value.isFinite else {
             throw CLIError.usage(command: command, message: "\(name) expects a number, got '\(text)'")
         }
+        try checkMaximum(name, value, text)
         return value
+    }
+
+    private func checkMaximum(_ name: String, _ value: Double, _ text: String) throws {
+        guard let maximum = maxima[name], value > Double(maximum) else { return }
+        throw CLIError.usage(command: command, message: "\(name) must be at most \(maximum), got \(text)")
     }
 }
 
 public enum CLIError: Error, CustomStringConvertible {
     /// Wrong arguments: the message is followed by a pointer to `--help`.
     case usage(command: String, message: String)
+    /// The arguments are well formed but this run must not go ahead (it would lose or mix in what
+    /// is already there): a usage error too, so that a supervisor does not retry it.
+    case refusal(String)
     case failure(String)
 
     public var description: String {
         switch self {
         case let .usage(command, message):
             return "\(message) (see 'gpt2-ddp \(command)\(command.isEmpty ? "" : " ")--help')"
-        case let .failure(message): return message
+        case let .refusal(message), let .failure(message): return message
         }
     }
 }

@@ -13,16 +13,16 @@ enum BenchCommand: Command {
             + "it runs the full table. Use a release build.",
         flags: [
             .option("--model-config", "NAME|FILE", "time one training step configuration of this preset or config.json (default gpt2)"),
-            .option("--batch-size", "B", "sequences per step (default 4)"),
-            .option("--seq-len", "T", "tokens per sequence (default 64)"),
-            .option("--num-threads", "N", "threads (default: the cores this process may run on, \(Kernels.availableCoreCount))"),
-            .option("--steps", "N", "timed repetitions of each measurement, after one untimed warm-up", default: "5"),
+            .option("--batch-size", "B", "sequences per step (default 4)", maximum: CountLimit.batchSize),
+            .option("--seq-len", "T", "tokens per sequence (default 64)", maximum: CountLimit.tokens),
+            .option("--num-threads", "N", "threads (default: the cores this process may run on, \(Kernels.availableCoreCount))", maximum: CountLimit.threads),
+            .option("--steps", "N", "timed repetitions of each measurement, after one untimed warm-up", default: "5", maximum: CountLimit.repetitions),
             .option("--seed", "N", "seed for the weights and tokens", default: "1"),
             .toggle("--matmul", "only the matrix multiplication table"),
-            .option("--allreduce-mb", "MB", "instead: time an allreduce of this many MB across the MPI ranks (run under mpirun)"),
+            .option("--allreduce-mb", "MB", "instead: time an allreduce of this many MB across the MPI ranks (run under mpirun)", maximum: CountLimit.megabytes),
             .toggle("--generate", "instead: time greedy generation with the key/value cache (batch 1 and 8 unless --batch-size, "
                 + "fp32 and bf16 weights, 1 thread unless --num-threads) and the memory read bandwidth that bounds it"),
-            .option("--max-new-tokens", "N", "with --generate: new tokens per sequence", default: "50"),
+            .option("--max-new-tokens", "N", "with --generate: new tokens per sequence", default: "50", maximum: CountLimit.tokens),
             .option("--weights-dtype", "fp32|bf16", "with --generate: only this weight type"),
             .toggle("--json", "print one JSON object per measurement"),
         ])
@@ -30,9 +30,14 @@ enum BenchCommand: Command {
     static func run(_ arguments: ParsedArguments, console: Console) throws {
         let steps = try arguments.int("--steps")!
         guard steps > 0 else { throw CLIError.usage(command: spec.name, message: "--steps must be positive") }
-        let seed = UInt64(try arguments.int("--seed")!)
+        guard let seed = UInt64(try arguments.required("--seed")) else {
+            throw CLIError.usage(command: spec.name, message: "--seed must be a non-negative integer")
+        }
         let json = arguments.isSet("--json")
-        if let megabytes = try arguments.double("--allreduce-mb") { return try timeAllReduce(megabytes: megabytes, steps: steps, console: console) }
+        if let megabytes = try arguments.double("--allreduce-mb") {
+            guard megabytes > 0 else { throw CLIError.usage(command: spec.name, message: "--allreduce-mb must be positive") }
+            return try timeAllReduce(megabytes: megabytes, steps: steps, console: console)
+        }
         if arguments.isSet("--generate") { return try timeGeneration(arguments, steps: steps, seed: seed, console: console) }
         let singleConfiguration = ["--model-config", "--batch-size", "--seq-len", "--num-threads"].contains { arguments.string($0) != nil }
         let savedThreadCount = Kernels.threadCount

@@ -16,6 +16,7 @@ enum EvaluateCommand: Command {
         var settings = try TrainCommand.commonArguments(arguments, outputDir: "", dataFile: file)
         settings.validationFile = file
         try TrainCommand.runOnEveryRank(command: spec.name, console: console) { communicator in
+            try settings.checkAgreement(across: communicator)
             let run = try PreparedRun.prepare(settings, dataFile: file, validationRequired: true, communicator: communicator,
                                               log: { if communicator.isMain { console.warn($0) } })
             let loss = try evaluate(model: run.model, dataset: run.validation ?? run.train, batchSize: settings.perDeviceEvalBatchSize,

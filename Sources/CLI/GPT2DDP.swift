@@ -1,3 +1,5 @@
+import Training
+
 /// A subcommand: its spec (flags and help) and what it does with parsed arguments.
 protocol Command {
     static var spec: CommandSpec { get }
@@ -13,6 +15,22 @@ public enum GPT2DDP {
 
     public static let usageExitCode: Int32 = 2
     public static let failureExitCode: Int32 = 1
+
+    /// A usage error, a refusal or a checkpoint that cannot be resumed exits with 2, which a supervisor
+    /// never retries (the same flags would fail the same way); other failures with 1.
+    static func exitCode(for error: Error) -> Int32 {
+        switch error {
+        case let error as CLIError:
+            if case .failure = error { return failureExitCode }
+            return usageExitCode
+        case let error as TrainingError:
+            switch error {
+            case .refused, .cannotResume: return usageExitCode
+            default: return failureExitCode
+            }
+        default: return failureExitCode
+        }
+    }
 
     static var help: String {
         var lines = ["usage: gpt2-ddp <command> [flags]", "",
@@ -44,13 +62,9 @@ public enum GPT2DDP {
         do {
             try command.run(try command.spec.parse(rest), console: console)
             return 0
-        } catch let error as CLIError {
-            console.warn("gpt2-ddp \(name): error: \(error)")
-            if case .usage = error { return usageExitCode }
-            return failureExitCode
         } catch {
             console.warn("gpt2-ddp \(name): error: \(error)")
-            return failureExitCode
+            return exitCode(for: error)
         }
     }
 }

@@ -9,9 +9,9 @@ enum InitCommand: Command {
         summary: "Write a model directory with GPT-2's from-scratch initialisation (config.json, model.safetensors).",
         flags: [
             modelConfigFlag,
-            .option("--output-dir", "DIR", "directory to write (created if needed)"),
+            .option("--output-dir", "DIR", "directory to write: a new or empty one (created if needed)"),
             .option("--seed", "N", "random seed", default: "42"),
-            .option("--vocab-size", "N", "override the preset's vocabulary size"),
+            .option("--vocab-size", "N", "override the preset's vocabulary size", maximum: GPT2Config.maxVocabularySize),
         ])
 
     static let modelConfigFlag = Flag.option(
@@ -28,11 +28,26 @@ enum InitCommand: Command {
 
     static func run(_ arguments: ParsedArguments, console: Console) throws {
         let output = try arguments.required("--output-dir")
+        try refuseToOverwrite(output)
         guard let seed = UInt64(try arguments.required("--seed")) else {
             throw CLIError.usage(command: spec.name, message: "--seed expects a non-negative integer")
         }
         let model = try GPT2Model.randomlyInitialized(config: try resolveConfig(arguments), seed: seed)
         try model.save(directory: output)
         console.print("wrote \(output): \(model.parameterCount) parameters, seed \(seed)")
+    }
+
+    /// A new model goes only where it replaces nothing: an --output-dir that is a file or holds
+    /// anything (a trained model, say) is refused.
+    static func refuseToOverwrite(_ output: String) throws {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: output, isDirectory: &isDirectory) else { return }
+        guard isDirectory.boolValue else { throw CLIError.usage(command: spec.name, message: "\(output): --output-dir is a file, not a directory") }
+        guard let entries = try? FileManager.default.contentsOfDirectory(atPath: output) else {
+            throw CLIError.failure("\(output): cannot read the --output-dir")
+        }
+        guard entries.isEmpty else {
+            throw CLIError.usage(command: spec.name, message: "\(output): --output-dir is not empty (it holds \(entries.sorted()[0])); give a new or empty directory")
+        }
     }
 }

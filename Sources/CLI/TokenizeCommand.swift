@@ -10,7 +10,8 @@ enum TokenizeCommand: Command {
         flags: [
             .option("--tokenizer", "DIR", "tokenizer directory (vocab.json and merges.txt, or tokenizer.json)"),
             .option("--text", "TEXT", "one text (with --decode: a JSON array of ids)"),
-            .option("--file", "FILE", "a .txt file (an example per line) or .jsonl (an example per record); with --decode, a JSON array per line"),
+            .option("--file", "FILE", "a .txt (an example per line), .csv (per row) or .jsonl file (per record), one output line per example, blank ones too; with --decode, a JSON array per line"),
+            .option("--text-column", "NAME", "text column of a .csv file", default: "text"),
             .option("--text-field", "NAME", "text field of a .jsonl file", default: "text"),
             .option("--add-token", "TOKEN", "add a special token after the vocabulary, in the order given", repeatable: true),
             .toggle("--decode", "turn arrays of ids into text"),
@@ -39,26 +40,27 @@ enum TokenizeCommand: Command {
             }
             return
         }
-        let texts: [String]
-        if let text {
-            texts = [text]
-        } else if !file!.hasSuffix(".jsonl") {
-            texts = try DataFile.lines(path: file!)  // every line, blank ones too, so output lines match input lines
-        } else if case let .texts(records) = try DataFile.read(path: file!, textField: try arguments.required("--text-field")) {
-            texts = records
-        } else {
-            throw CLIError.failure("\(file!): holds input_ids already")
+        guard let file else {
+            console.print(idList(tokenizer.encode(text!)))
+            return
         }
-        for text in texts { console.print("[" + tokenizer.encode(text).map(String.init).joined(separator: ", ") + "]") }
+        // Every record, blank ones too, so that output line k belongs to record k.
+        guard case let .texts(records) = try DataFile.open(path: file, textColumn: try arguments.required("--text-column"),
+                                                          textField: try arguments.required("--text-field")) else {
+            throw CLIError.failure("\(file): holds input_ids already")
+        }
+        while let text = try records.nextRecord() { console.print(idList(tokenizer.encode(text))) }
     }
+
+    private static func idList(_ ids: [Int]) -> String { "[" + ids.map(String.init).joined(separator: ", ") + "]" }
 
     /// MB/s of one thread encoding the file as one text and line by line, each run with a fresh
     /// tokenizer so that its cache starts cold, as in one real pass over a corpus.
     static func benchmark(_ tokenizer: GPT2Tokenizer, file: String, runs: Int, console: Console) throws {
-        guard let data = FileManager.default.contents(atPath: file) else { throw CLIError.failure("\(file): no such file") }
-        let text = String(decoding: data, as: UTF8.self)
-        let lines = text.split(separator: "\n").map(String.init)
-        let megabytes = Double(data.count) / 1e6
+        // Read as `tokenize --file` reads a .txt, so a bad file gets the same one-line error.
+        let lines = try DataFile.lines(path: file)
+        let text = lines.map { $0 + "\n" }.joined()
+        let megabytes = Double(text.utf8.count) / 1e6
         for mode in ["whole", "lines"] {
             var times: [Double] = []
             var tokens = 0

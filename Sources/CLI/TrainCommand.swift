@@ -1,6 +1,7 @@
 import Distributed
 import Foundation
 import GPT2
+import Tokenizer
 import Training
 
 #if canImport(Glibc)
@@ -20,8 +21,8 @@ enum TrainCommand: Command {
         .option("--bos-token", "TOKEN", "added as a special token", default: "<|endoftext|>"),
         .option("--eos-token", "TOKEN", "added as a special token", default: "<|EOS|>"),
         .option("--pad-token", "TOKEN", "added as a special token", default: "<|pad|>"),
-        .option("--block-size", "N", "examples longer than this are truncated (default: the model's n_positions)"),
-        .option("--per-device-eval-batch-size", "N", "examples per evaluation batch on each rank", default: "8"),
+        .option("--block-size", "N", "examples longer than this are truncated (default: the model's n_positions)", maximum: CountLimit.tokens),
+        .option("--per-device-eval-batch-size", "N", "examples per evaluation batch on each rank", default: "8", maximum: CountLimit.batchSize),
         .option("--seed", "N", "seed for initialisation, data order and the validation split", default: "42"),
         ComputeThreads.flag,
     ]
@@ -36,11 +37,11 @@ enum TrainCommand: Command {
             .toggle("--packing", "concatenate examples into full blocks instead of padding each batch"),
             .option("--cache-dir", "DIR", "where tokenized data is cached, keyed by file and tokenizer (default: OUTPUT/.cache)"),
             .option("--output-dir", "DIR", "where checkpoints, metrics.jsonl, loss.svg and the final model go"),
-            .toggle("--overwrite-output-dir", "start afresh in an output dir that holds an earlier run (its checkpoints and metrics are removed)"),
-            .option("--per-device-train-batch-size", "N", "examples per micro-batch on each rank", default: "8"),
-            .option("--gradient-accumulation-steps", "N", "micro-batches per optimisation step", default: "1"),
-            .option("--num-train-epochs", "N", "epochs (fractions allowed)", default: "3"),
-            .option("--max-steps", "N", "optimisation steps; overrides the epochs when positive", default: "-1"),
+            .toggle("--overwrite-output-dir", "start afresh in an output dir that is not empty: removes only what gpt2-ddp wrote there (its checkpoints, metrics and final model)"),
+            .option("--per-device-train-batch-size", "N", "examples per micro-batch on each rank", default: "8", maximum: CountLimit.batchSize),
+            .option("--gradient-accumulation-steps", "N", "micro-batches per optimisation step", default: "1", maximum: CountLimit.accumulationSteps),
+            .option("--num-train-epochs", "N", "epochs (fractions allowed)", default: "3", maximum: CountLimit.epochs),
+            .option("--max-steps", "N", "optimisation steps; overrides the epochs when positive", default: "-1", maximum: CountLimit.steps),
             .option("--learning-rate", "LR", "peak learning rate", default: "5e-5"),
             .option("--weight-decay", "W", "AdamW weight decay (not on biases and LayerNorm)", default: "0"),
             .option("--adam-beta1", "B", "AdamW beta1", default: "0.9"),
@@ -49,15 +50,16 @@ enum TrainCommand: Command {
             .option("--max-grad-norm", "N", "clip the global gradient norm (0 = off)", default: "1.0"),
             .option("--lr-scheduler-type", "KIND", "linear, cosine, constant or constant_with_warmup", default: "linear"),
             .option("--warmup-steps", "N", "warmup steps, or a ratio of the total below 1", default: "0"),
-            .option("--logging-steps", "N", "log (and append to metrics.jsonl) every N steps", default: "10"),
+            .option("--logging-steps", "N", "log (and append to metrics.jsonl) every N steps", default: "10", maximum: CountLimit.steps),
             .option("--eval-strategy", "WHEN", "no, steps or epoch", default: "steps"),
-            .option("--eval-steps", "N", "evaluate every N steps (default: --logging-steps)"),
-            .option("--save-steps", "N", "write a checkpoint every N steps (and at the end)", default: "500"),
-            .option("--save-total-limit", "N", "keep only the newest N checkpoints (and the best)"),
-            .option("--resume-from-checkpoint", "latest|DIR", "continue a run exactly from a checkpoint"),
-            .option("--sample-steps", "N", "log 3 ideas generated from the bos token every N steps (0: never)", default: "0"),
-            .option("--replica-check-steps", "N", "under MPI, compare the ranks' parameter checksums every N steps (0: at start and end only)", default: "100"),
-            .option("--allreduce-bucket-mb", "MB", "size of the gradient buckets reduced while backward runs", default: "25"),
+            .option("--eval-steps", "N", "evaluate every N steps (default: --logging-steps)", maximum: CountLimit.steps),
+            .option("--save-steps", "N", "write a checkpoint every N steps (and at the end)", default: "500", maximum: CountLimit.steps),
+            .option("--save-total-limit", "N", "keep only the newest N checkpoints (and the best)", maximum: CountLimit.steps),
+            .option("--resume-from-checkpoint", "auto|latest|DIR", "continue a run exactly from a checkpoint (auto: the latest if there is one, else start afresh)"),
+            .option("--sample-steps", "N", "log 3 ideas generated from the bos token every N steps (0: never)", default: "0", maximum: CountLimit.steps),
+            .option("--replica-check-steps", "N", "under MPI, compare the ranks' parameter checksums every N steps (0: at start and end only)", default: "100",
+                    maximum: CountLimit.steps),
+            .option("--allreduce-bucket-mb", "MB", "size of the gradient buckets reduced while backward runs", default: "25", maximum: CountLimit.megabytes),
             .toggle("--overlap-allreduce", "start each bucket's allreduce during backward (non-blocking; slower than after backward on one core per rank, see BENCHMARKS.md)"),
         ])
 
@@ -105,6 +107,10 @@ enum TrainCommand: Command {
         settings.overwriteOutputDir = arguments.isSet("--overwrite-output-dir")
         settings.perDeviceTrainBatchSize = try positiveInt(arguments, "--per-device-train-batch-size")
         settings.gradientAccumulationSteps = try positiveInt(arguments, "--gradient-accumulation-steps")
+        guard settings.perDeviceTrainBatchSize * settings.gradientAccumulationSteps <= CountLimit.examplesPerRankStep else {
+            throw CLIError.usage(command: spec.name, message: "--per-device-train-batch-size x --gradient-accumulation-steps must be at most "
+                + "\(CountLimit.examplesPerRankStep) examples per rank and step, got \(settings.perDeviceTrainBatchSize) x \(settings.gradientAccumulationSteps)")
+        }
         settings.numTrainEpochs = try arguments.double("--num-train-epochs")!
         settings.maxSteps = try arguments.int("--max-steps")!
         guard settings.maxSteps > 0 || settings.numTrainEpochs > 0 else {
@@ -115,6 +121,12 @@ enum TrainCommand: Command {
         settings.adamBeta1 = try arguments.double("--adam-beta1")!
         settings.adamBeta2 = try arguments.double("--adam-beta2")!
         settings.adamEpsilon = try arguments.double("--adam-epsilon")!
+        do {
+            try AdamW.Settings(beta1: settings.adamBeta1, beta2: settings.adamBeta2, epsilon: settings.adamEpsilon, weightDecay: settings.weightDecay)
+                .validate(learningRate: settings.learningRate)
+        } catch let error as TrainingError {
+            throw CLIError.usage(command: spec.name, message: error.description)
+        }
         settings.maxGradNorm = try arguments.double("--max-grad-norm")!
         guard let scheduler = LearningRateSchedule.Kind(rawValue: try arguments.required("--lr-scheduler-type")) else {
             throw CLIError.usage(command: spec.name, message: "--lr-scheduler-type must be one of \(LearningRateSchedule.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
@@ -135,24 +147,41 @@ enum TrainCommand: Command {
         settings.allreduceBucketMB = try arguments.double("--allreduce-bucket-mb")!
         guard settings.allreduceBucketMB > 0 else { throw CLIError.usage(command: spec.name, message: "--allreduce-bucket-mb must be positive") }
         settings.overlapAllreduce = arguments.isSet("--overlap-allreduce")
+        // Before any rank starts: a model whose training state cannot fit is refused at once.
+        if let directory = settings.modelNameOrPath {
+            try GPT2Model.loadConfig(directory: directory).requireTrainingMemory(source: GPT2Model.configPath(directory: directory))
+        } else if let source = settings.modelConfig {
+            try GPT2Config.resolve(source).requireTrainingMemory(source: source)
+        }
 
         try runOnEveryRank(command: spec.name, console: console) { communicator in
             // Only rank 0 speaks; the others' errors still reach standard error.
             let quiet = !communicator.isMain
-            let resumePath = try OutputDirectory.prepare(settings, isMain: communicator.isMain, console: console)
-            try communicator.barrier()
             var output = TrainerOutput(log: { if !quiet { console.warn($0) } }, progress: quiet ? { _ in } : progressPrinter(console))
+            try settings.checkAgreement(across: communicator)
+            // Rank 0 alone locks and checks the output directory; the others wait for its verdict
+            // (a refusal ends the job from rank 0).
+            var runDirectory: RunDirectory?, resumePath: String?
+            if communicator.isMain {
+                let finalFileNames = [GPT2Model.configFileName, GPT2Model.weightsFileName, GPT2Tokenizer.fastTokenizerFileName] + GPT2Tokenizer.savedFileNames
+                (runDirectory, resumePath) = try RunDirectory.start(settings, finalFileNames: finalFileNames, log: output.log)
+            }
+            try communicator.barrier()
             let run = try PreparedRun.prepare(settings, dataFile: settings.trainFile, communicator: communicator, log: output.log)
             if let tokenizer = run.tokenizer, let bos = tokenizer.bosTokenID {
                 var sampling = GenerationSettings()
-                (sampling.maxNewTokens, sampling.eosTokenIDs, sampling.seed) = (40, Set([tokenizer.eosTokenID].compactMap { $0 }), settings.seed)
-                output.samples = { model in
-                    try model.generate(prompt: [bos], count: 3, batchSize: 3, settings: sampling).map { try tokenizer.decode($0, skipSpecialTokens: true) }
+                (sampling.maxNewTokens, sampling.eosTokenIDs) = (40, Set([tokenizer.eosTokenID].compactMap { $0 }))
+                output.samples = { [sampling] model, step in
+                    // The step is mixed into the seed: each sampling step draws new texts.
+                    var drawn = sampling
+                    drawn.seed = settings.seed &+ UInt64(step) &* 0x9E37_79B9_7F4A_7C15
+                    return try model.generate(prompt: [bos], count: 3, batchSize: 3, settings: drawn).map { try tokenizer.decode($0, skipSpecialTokens: true) }
                 }
             }
             let trainer = try Trainer(arguments: settings, model: run.model, train: run.train, validation: run.validation,
-                                      collator: run.collator, communicator: communicator, tokenizerFingerprint: run.tokenizerFingerprint,
-                                      output: output, extraFiles: { directory in try run.tokenizer?.save(to: URL(fileURLWithPath: directory)) })
+                                      collator: run.collator, communicator: communicator, runDirectory: runDirectory,
+                                      tokenizerFingerprint: run.tokenizerFingerprint, output: output,
+                                      extraFiles: { directory in try run.tokenizer?.save(to: URL(fileURLWithPath: directory)) })
             if let resumePath, communicator.isMain { try trainer.resume(from: resumePath) }
             try trainer.synchronizeReplicas()
             let trainLoss = try trainer.train()
@@ -173,7 +202,7 @@ enum TrainCommand: Command {
             try communicator.finish()
         } catch where communicator.size > 1 {
             console.warn("gpt2-ddp \(command): error: rank \(communicator.rank) of \(communicator.size): \(error)")
-            communicator.abort(code: GPT2DDP.failureExitCode)
+            communicator.abort(code: GPT2DDP.exitCode(for: error))
         }
     }
 
@@ -182,41 +211,5 @@ enum TrainCommand: Command {
     static func progressPrinter(_ console: Console) -> (String) -> Void {
         guard isatty(STDERR_FILENO) == 1 else { return { _ in } }
         return { line in FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8)) }
-    }
-}
-
-/// The output directory's rules: never a file, never silently mixed with an earlier run, and only
-/// what this program wrote is ever deleted.
-enum OutputDirectory {
-    /// Checks the directory and returns the checkpoint to resume from, if any.
-    static func prepare(_ settings: TrainingArguments, isMain: Bool, console: Console) throws -> String? {
-        let fileManager = FileManager.default
-        let path = settings.outputDir
-        var isDirectory: ObjCBool = false
-        let exists = fileManager.fileExists(atPath: path, isDirectory: &isDirectory)
-        if exists && !isDirectory.boolValue { throw CLIError.failure("\(path): --output-dir is a file, not a directory") }
-        let metrics = URL(fileURLWithPath: path).appendingPathComponent("metrics.jsonl").path
-        let checkpoints = Checkpoint.list(in: path)
-        if let resume = settings.resumeFromCheckpoint {
-            let checkpoint = resume == "latest" ? checkpoints.last?.path : resume
-            guard let checkpoint else { throw CLIError.failure("\(path): no complete checkpoint to resume from") }
-            guard Checkpoint.isComplete(checkpoint) else { throw CLIError.failure("\(checkpoint): not a complete checkpoint (no \(Checkpoint.marker))") }
-            return checkpoint
-        }
-        let earlierRun = !checkpoints.isEmpty || fileManager.fileExists(atPath: metrics)
-        if earlierRun && !settings.overwriteOutputDir {
-            throw CLIError.failure("\(path): holds an earlier run; use --resume-from-checkpoint latest to continue it or --overwrite-output-dir to start afresh")
-        }
-        if isMain {
-            if earlierRun {
-                for checkpoint in checkpoints { try fileManager.removeItem(atPath: checkpoint.path) }
-                for name in ["metrics.jsonl", "loss.svg"] { try? fileManager.removeItem(atPath: URL(fileURLWithPath: path).appendingPathComponent(name).path) }
-                console.warn("removed the earlier run's checkpoints and metrics from \(path)")
-            }
-            do { try fileManager.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
-                throw CLIError.failure("\(path): cannot create the output directory")
-            }
-        }
-        return nil
     }
 }

@@ -34,10 +34,11 @@ public enum DataFileContents: Sendable, Equatable {
 }
 
 /// A data file opened for reading: its texts come one at a time, so that a corpus need not fit in
-/// memory; pre-tokenized records, which are not cached, are read at once.
+/// memory; pre-tokenized records, which are not cached, are read at once, with the line each came
+/// from (so that a check of their ids can name it).
 public enum OpenedDataFile {
     case texts(TextReader)
-    case tokenized([TokenizedExample])
+    case tokenized([TokenizedExample], lines: [Int])
 }
 
 public enum DataFile {
@@ -59,9 +60,12 @@ public enum DataFile {
             guard let first = try nextJSONObject(lines) else { throw DataError(path: path, problem: "holds no examples") }
             // Texts are read again from the start, so that the first one comes too.
             guard first["input_ids"] != nil else { return .texts(TextReader(try LineReader(path: path), format: .jsonl(field: textField))) }
-            var examples = [try tokenizedExample(first, lines)]
-            while let object = try nextJSONObject(lines) { examples.append(try tokenizedExample(object, lines)) }
-            return .tokenized(examples)
+            var examples = [try tokenizedExample(first, lines)], lineNumbers = [lines.lineNumber]
+            while let object = try nextJSONObject(lines) {
+                examples.append(try tokenizedExample(object, lines))
+                lineNumbers.append(lines.lineNumber)
+            }
+            return .tokenized(examples, lines: lineNumbers)
         default: throw DataError(path: path, problem: "unknown data format (use .txt, .csv or .jsonl)")
         }
     }
@@ -69,7 +73,7 @@ public enum DataFile {
     /// All of a data file at once (see `open`).
     public static func read(path: String, textColumn: String = "text", textField: String = "text") throws -> DataFileContents {
         switch try open(path: path, textColumn: textColumn, textField: textField) {
-        case let .tokenized(examples): return .tokenized(examples)
+        case let .tokenized(examples, _): return .tokenized(examples)
         case let .texts(reader):
             var texts: [String] = []
             while let text = try reader.next() { texts.append(text) }
@@ -100,30 +104,41 @@ public enum DataFile {
     private static func tokenizedExample(_ object: [String: Any], _ lines: LineReader) throws -> TokenizedExample {
         func failure(_ problem: String) -> DataError { DataError(path: lines.path, line: lines.lineNumber, problem: problem) }
         guard let ids = object["input_ids"] else { throw failure("mixes text records with input_ids records") }
-        guard let inputIDs = integers(ids), !inputIDs.isEmpty else { throw failure("input_ids is not a non-empty array of integers") }
+        let inputIDs = try integers(ids, field: "input_ids", lines)
+        guard !inputIDs.isEmpty else { throw failure("input_ids is empty") }
         var labels: [Int32]?
         if let labelValue = object["labels"] {
-            guard let values = integers(labelValue), values.count == inputIDs.count else {
-                throw failure("labels is not an array of integers as long as input_ids")
-            }
+            let values = try integers(labelValue, field: "labels", lines)
+            guard values.count == inputIDs.count else { throw failure("labels has \(values.count) values, input_ids \(inputIDs.count)") }
             labels = values
         }
         return TokenizedExample(inputIDs: inputIDs, labels: labels)
     }
 
-    private static func integers(_ value: Any) -> [Int32]? {
-        guard let array = value as? [Any] else { return nil }
+    /// A JSON array of token ids, or an error naming the first element that is not one.
+    private static func integers(_ value: Any, field: String, _ lines: LineReader) throws -> [Int32] {
+        func failure(_ problem: String) -> DataError { DataError(path: lines.path, line: lines.lineNumber, problem: problem) }
+        guard let array = value as? [Any] else { throw failure("\(field) is not an array of integers") }
         var result: [Int32] = []
         result.reserveCapacity(array.count)
-        for element in array {
-            guard let number = element as? NSNumber, let integer = Int32(exactly: number.doubleValue) else { return nil }
+        for (index, element) in array.enumerated() {
+            // JSON's true and false arrive as NSNumbers too, of C type char, which no JSON number has.
+            guard let number = element as? NSNumber, number.objCType.pointee != CChar(UInt8(ascii: "c")) else {
+                throw failure("\(field)[\(index)] is not an integer")
+            }
+            guard let integer = Int32(exactly: number.doubleValue) else {
+                throw failure(number.doubleValue.rounded() == number.doubleValue
+                    ? "\(field)[\(index)] is \(number), out of range for a token id (a 32-bit integer)"
+                    : "\(field)[\(index)] is \(number), not an integer")
+            }
             result.append(integer)
         }
         return result
     }
 }
 
-/// The texts of a data file, one at a time, in file order; blank ones are skipped.
+/// The texts of a data file, one at a time, in file order: every record's (`nextRecord`), or the
+/// ones that are not blank (`next`).
 public final class TextReader {
     enum Format {
         case plain
@@ -134,19 +149,24 @@ public final class TextReader {
     private let lines: LineReader
     private let format: Format
     private var textCount = 0
+    /// How many blank records `next` has passed over.
+    public private(set) var blankCount = 0
 
     init(_ lines: LineReader, format: Format) {
         self.lines = lines
         self.format = format
     }
 
-    /// The next text, nil after the last; a file without any is an error.
+    /// The next text that is not blank, nil after the last; a file without any is an error.
     public func next() throws -> String? {
         // A .txt line is blank when it holds only spaces and tabs; a field, when only white space
         // and line breaks.
         let blank: CharacterSet = if case .plain = format { .whitespaces } else { .whitespacesAndNewlines }
         while let text = try nextRecord() {
-            guard !text.trimmingCharacters(in: blank).isEmpty else { continue }
+            guard !text.trimmingCharacters(in: blank).isEmpty else {
+                blankCount += 1
+                continue
+            }
             textCount += 1
             return text
         }
@@ -154,8 +174,9 @@ public final class TextReader {
         return nil
     }
 
-    /// The next record's text, blank or not; nil at the end of the file.
-    private func nextRecord() throws -> String? {
+    /// The next record's text, blank or not; nil at the end of the file. The k-th call gives the
+    /// k-th record: a .txt line, a .csv row, a .jsonl record (blank .jsonl lines hold none).
+    public func nextRecord() throws -> String? {
         switch format {
         case .plain:
             return try lines.nextText()
@@ -198,7 +219,7 @@ final class CSVRows {
                 return "\n"
             }
             guard let (bytes, endsWithLF) = try lines.next() else { return nil }
-            scalars = String(decoding: bytes, as: UTF8.self).unicodeScalars
+            scalars = try lines.text(bytes).unicodeScalars
             position = scalars.startIndex
             lineEndsWithLF = endsWithLF
         }
@@ -206,36 +227,52 @@ final class CSVRows {
         return scalars[position]
     }
 
+    /// Where the reader is in a quoted field, by the line its opening quote is on.
+    private enum Quoting {
+        case none
+        case open(line: Int)
+        case closed(openedOn: Int)
+    }
+
     /// The next row that is not blank, with the line it starts on; nil at the end of the file.
+    /// A quote that is never closed, or a closing quote followed by more of the field, is an error
+    /// naming the line where the quote opened: read on, it would take the rows after it into the field.
     func next() throws -> (line: Int, fields: [String])? {
         var fields: [String] = []
         var field = ""
-        var inQuotes = false
+        var quoting = Quoting.none
         var rowLine = line
         while let scalar = pending {
             pending = try nextScalar()
-            if inQuotes {
+            switch quoting {
+            case .open(let openedOn):
                 if scalar == "\"" {
-                    if pending == "\"" { field.unicodeScalars.append("\""); pending = try nextScalar() } else { inQuotes = false }
+                    if pending == "\"" { field.unicodeScalars.append("\""); pending = try nextScalar() } else { quoting = .closed(openedOn: openedOn) }
                 } else {
                     if scalar == "\n" { line += 1 }
                     field.unicodeScalars.append(scalar)
                 }
                 continue
+            case .closed(let openedOn) where scalar != "," && scalar != "\n" && !(scalar == "\r" && pending == "\n"):
+                let closedOn = openedOn == line ? "" : " closes on line \(line) and"
+                throw DataError(path: lines.path, line: openedOn,
+                                problem: "the quoted field that opens here\(closedOn) has text after its closing quote (a quote inside a quoted field is written \"\")")
+            case .none, .closed: break
             }
             switch scalar {
-            case "\"" where field.isEmpty: inQuotes = true
-            case ",": fields.append(field); field = ""
+            case "\"" where field.isEmpty: quoting = .open(line: line)
+            case ",": fields.append(field); field = ""; quoting = .none
             case "\r" where pending == "\n": continue
             case "\n":
                 line += 1
                 fields.append(field)
+                quoting = .none
                 if !(fields.count == 1 && fields[0].isEmpty) { return (rowLine, fields) }
                 (fields, field, rowLine) = ([], "", line)
             default: field.unicodeScalars.append(scalar)
             }
         }
-        if inQuotes { throw DataError(path: lines.path, line: rowLine, problem: "quoted field is not closed") }
+        if case let .open(openedOn) = quoting { throw DataError(path: lines.path, line: openedOn, problem: "quoted field is not closed") }
         guard !field.isEmpty || !fields.isEmpty else { return nil }
         fields.append(field)
         return (rowLine, fields)

@@ -1,6 +1,10 @@
 import Foundation
 import SafeTensors
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Tokenized examples on disk, so that a restart does not tokenize a corpus again and a corpus
 /// larger than memory is read through a memory map. The file is flat, in this machine's byte order:
 ///
@@ -17,13 +21,13 @@ public enum TokenCache {
 
     /// A cache file name that changes whenever the data or anything that shapes its tokens does.
     public static func fileName(dataPath: String, settings: String) throws -> String {
-        guard let file = FileHandle(forReadingAtPath: dataPath) else { throw DataError(path: dataPath, problem: "no such file") }
-        defer { try? file.close() }
+        let file = try InputFile(path: dataPath)
         var hash = FNV1a()
-        do {
-            while let block = try file.read(upToCount: 1 << 20), !block.isEmpty { block.withUnsafeBytes { hash.combine($0) } }
-        } catch {
-            throw DataError(path: dataPath, problem: "cannot be read: \(error.localizedDescription)")
+        var block = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let count = try block.withUnsafeMutableBytes { try file.read(into: $0) }
+            guard count > 0 else { break }
+            block.withUnsafeBytes { hash.combine(UnsafeRawBufferPointer(rebasing: $0[..<count])) }
         }
         Array(settings.utf8).withUnsafeBytes { hash.combine($0) }
         return "tokens-\(URL(fileURLWithPath: dataPath).deletingPathExtension().lastPathComponent)-\(String(hash.value, radix: 16)).bin"
@@ -54,7 +58,17 @@ public enum TokenCache {
 
     /// Writes the examples that `body` appends as the cache file at `path`, replacing it whole.
     public static func write(to path: String, _ body: (inout Writer) throws -> Void) throws {
-        try FileManager.default.createDirectory(atPath: URL(fileURLWithPath: path).deletingLastPathComponent().path, withIntermediateDirectories: true)
+        let directory = URL(fileURLWithPath: path).deletingLastPathComponent().path
+        do {
+            try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        } catch {
+            // Foundation's own message can be just a code ("NSCocoaErrorDomain error 512"); the
+            // system's error beneath it says what is wrong.
+            let underlying = ((error as NSError).userInfo[NSUnderlyingErrorKey] as? Error).map { $0 as NSError }
+            let reason = underlying.flatMap { $0.domain == NSPOSIXErrorDomain ? String(cString: strerror(Int32($0.code))) : nil }
+                ?? error.localizedDescription
+            throw DataError(path: directory, problem: "cannot be created as the token cache directory: \(reason)")
+        }
         try AtomicFile.write(to: path) { file in
             try magic.withUnsafeBytes { try file.append($0) }
             var writer = Writer(file: file)

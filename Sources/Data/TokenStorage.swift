@@ -1,3 +1,4 @@
+import GPT2
 import SafeTensors
 
 /// Every example's token ids back to back in one buffer, with where each example starts. The
@@ -56,6 +57,34 @@ public final class TokenStorage: @unchecked Sendable {  // immutable after init
     public func forEachTokenChunk(_ body: (UnsafeBufferPointer<Int32>) throws -> Void) rethrows {
         guard let mapping else { return try body(tokens) }
         try mapping.readOnce(UnsafeRawBufferPointer(tokens)) { try body($0.assumingMemoryBound(to: Int32.self)) }
+    }
+
+    /// The first token id outside 0..<vocabularySize, or label outside it that is not the ignored
+    /// label, with the example that holds it; nil when every id fits. Of a token and a label both
+    /// out of range, the one in the earlier example.
+    public func firstIDOutside(vocabularySize: Int) -> (example: Int, value: Int32, isLabel: Bool)? {
+        func outside(_ id: Int32) -> Bool { id < 0 || Int(id) >= vocabularySize }
+        var token: (position: Int, value: Int32, isLabel: Bool)?
+        forEachTokenChunk { chunk in
+            guard token == nil, let index = chunk.firstIndex(where: outside) else { return }
+            token = (chunk.baseAddress! - tokens.baseAddress! + index, chunk[index], false)
+        }
+        let label = labels.flatMap { labels in
+            labels.firstIndex { $0 != Batch.ignoredLabel && outside($0) }.map { (position: $0, value: labels[$0], isLabel: true) }
+        }
+        guard let first = [token, label].compactMap({ $0 }).min(by: { $0.position < $1.position }) else { return nil }
+        return (example(holding: first.position), first.value, first.isLabel)
+    }
+
+    /// The example whose tokens include position `position` of `tokens`.
+    private func example(holding position: Int) -> Int {
+        // The first example that ends after `position`; empty examples end where they start.
+        var (low, high) = (0, count - 1)
+        while low < high {
+            let middle = (low + high) / 2
+            if Int(offsets[middle + 1]) > position { high = middle } else { low = middle + 1 }
+        }
+        return low
     }
 
     /// Where example `index` lies in `tokens` (and `labels`).

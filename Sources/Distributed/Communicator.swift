@@ -50,6 +50,11 @@ extension Communicator {
         return Data(bytes)
     }
 
+    /// Every rank's bytes, in rank order, on every rank (one broadcast per rank: for small messages).
+    public func allGather(_ data: Data) throws -> [Data] {
+        try (0..<size).map { root in try broadcast(data, root: root) }
+    }
+
     public func broadcast(_ buffer: UnsafeMutableBufferPointer<Float>, root: Int = 0) throws {
         try broadcast(UnsafeMutableRawBufferPointer(buffer), root: root)
     }

@@ -86,12 +86,16 @@ public struct GPT2Config: Sendable, Equatable {
         return fields.filter { $0.1 != $0.2 }.map { "\($0.0) \($0.2) -> \($0.1)" }
     }
 
-    /// Rejects shapes and options this implementation does not compute, naming `source` in the error.
+    /// Rejects shapes and options this implementation does not compute, and models too large for
+    /// this machine's memory, naming `source` in the error.
     public func validate(source: String) throws {
         func fail(_ problem: String) -> ModelError { .invalidConfig(source: source, problem: problem) }
         for (name, value) in [("vocab_size", vocabSize), ("n_positions", nPositions), ("n_embd", nEmbd),
                               ("n_layer", nLayer), ("n_head", nHead), ("n_inner", innerSize)] where value <= 0 {
             throw fail("\(name) must be positive, got \(value)")
+        }
+        guard vocabSize <= Self.maxVocabularySize else {
+            throw fail("vocab_size \(vocabSize) is above \(Self.maxVocabularySize): token ids are 32-bit")
         }
         guard nEmbd % nHead == 0 else { throw fail("n_embd \(nEmbd) is not divisible by n_head \(nHead)") }
         guard Self.tanhGELUNames.contains(activationFunction) else {
@@ -102,6 +106,8 @@ public struct GPT2Config: Sendable, Equatable {
         for unsupported in ["scale_attn_by_inverse_layer_idx", "add_cross_attention"] where extraFields[unsupported] == .bool(true) {
             throw fail("\(unsupported) is not supported")
         }
+        // A model holds its parameters and their gradients (GPT2Model allocates both).
+        try requireMemory(copies: 2, companions: "their gradients", source: source)
     }
 }
 

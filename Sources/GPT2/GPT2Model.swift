@@ -46,8 +46,13 @@ public final class GPT2Model {
         let (B, T) = (batch.batchSize, batch.sequenceLength)
         let (C, L, NH, V, I) = (config.nEmbd, config.nLayer, config.nHead, config.vocabSize, config.innerSize)
         if !(activations?.fits(batchSize: B, sequenceLength: T) ?? false) {
-            activations = Activations(config: config, rowCapacity: max(B * T, activations?.rowCapacity ?? 0),
-                                      scoreCapacity: max(B * T * T, activations?.scoreCapacity ?? 0))
+            let rows = max(B * T, activations?.rowCapacity ?? 0)
+            // B·T·T saturates, so that a count beyond an Int is refused as too large.
+            let scores = max(checkedProduct(B * T, T) ?? .max, activations?.scoreCapacity ?? 0)
+            try PhysicalMemory.require(floats: checkedSum(Activations.floatCount(config: config, rowCapacity: rows, scoreCapacity: scores),
+                                                          checkedProduct(2, parameterCount)),
+                                       "the activations of a batch of \(B) x \(T) tokens, with the parameters and their gradients")
+            activations = Activations(config: config, rowCapacity: rows, scoreCapacity: scores)
         }
         let a = activations!
         let p = parameters.pointer
@@ -217,6 +222,17 @@ final class Activations {
         dQKV = FloatBuffer(count: rows * 3 * C)
         dAttentionOut = FloatBuffer(count: rows * C)
         dFc = FloatBuffer(count: rows * I)
+    }
+
+    /// The floats `init` allocates; nil when the count overflows an Int.
+    static func floatCount(config: GPT2Config, rowCapacity rows: Int, scoreCapacity scores: Int) -> Int? {
+        let (C, L, NH, V, I) = (config.nEmbd, config.nLayer, config.nHead, config.vocabSize, config.innerSize)
+        // Per layer and row: ln1, qkv (3C), attentionOut, residual2, ln2, residual3, their four
+        // statistics and the MLP's two (I). Per row besides: embedded, lnf, dResidual, dNorm,
+        // dQKV (3C), dAttentionOut, lnf's statistics, the losses, dFc (I), logits and probabilities (V).
+        let perLayerRow = checkedSum(checkedProduct(8, C), checkedProduct(2, I), 4)
+        let perRow = checkedSum(checkedProduct(L, perLayerRow), checkedProduct(8, C), I, checkedProduct(2, V), 3)
+        return checkedSum(checkedProduct(rows, perRow), checkedProduct(L, NH, scores))
     }
 
     func fits(batchSize B: Int, sequenceLength T: Int) -> Bool { B * T <= rowCapacity && B * T * T <= scoreCapacity }

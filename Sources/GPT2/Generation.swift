@@ -74,9 +74,22 @@ public struct Sampler {
     }
 
     /// The next token: the first largest processed logit (greedy), or a draw from their softmax.
-    public mutating func next(_ row: UnsafeBufferPointer<Float>, history: [Int], newCount: Int) -> Int {
+    /// Throws when the logits leave no token to choose: NaN compares false with everything, so
+    /// greedy search would take token 0 and sampling would draw nothing.
+    public mutating func next(_ row: UnsafeBufferPointer<Float>, history: [Int], newCount: Int) throws -> Int {
+        func refuse(_ problem: String) -> ModelError { .noTokenToChoose(position: history.count, problem: problem) }
+        guard row.allSatisfy(\.isFinite) else {
+            throw refuse("the model's logits are not finite (NaN or infinity): its weights hold NaN or infinity, or its activations overflow")
+        }
         var logits = Array(row)
         process(&logits, history: history, newCount: newCount)
+        guard logits.allSatisfy({ !$0.isNaN && $0 < .infinity }) else {
+            throw refuse("the logits are not finite after repetition penalty \(settings.repetitionPenalty) and temperature \(settings.temperature) "
+                + "(too small a value overflows them)")
+        }
+        guard logits.contains(where: { $0 > -.infinity }) else {
+            throw refuse("the repetition rules and the minimum length exclude every token")
+        }
         if settings.greedy {
             var best = 0
             for i in logits.indices where logits[i] > logits[best] { best = i }
@@ -124,8 +137,10 @@ extension GPT2Model {
     /// `weightsDType` bf16 decodes with the weights rounded to bfloat16.
     public func generate(prompt: [Int], count: Int, batchSize: Int, settings: GenerationSettings,
                          weightsDType: WeightsDType = .float32) throws -> [[Int]] {
-        // A prompt it cannot run is refused before the weights are copied (a second or so for 124M).
+        // A prompt it cannot run, or a batch too large for memory, is refused before the weights
+        // are copied (a second or so for 124M).
         try checkPrompt(prompt)
+        try requireDecodingMemory(batchSize: min(batchSize, count), capacity: sequenceCapacity(prompt: prompt, settings: settings), dtype: weightsDType)
         return try generate(prompt: prompt, count: count, batchSize: batchSize, settings: settings,
                             weights: DecodingWeights(model: self, dtype: weightsDType))
     }
@@ -140,18 +155,33 @@ extension GPT2Model {
         }
     }
 
+    /// Tokens a sequence holds at most: the prompt and the new tokens, within the model's positions.
+    private func sequenceCapacity(prompt: [Int], settings: GenerationSettings) -> Int {
+        prompt.count + min(settings.maxNewTokens, config.nPositions - prompt.count)
+    }
+
+    /// Throws unless an InferenceSession of `batchSize` sequences of `capacity` tokens fits in
+    /// memory beside the model and its decoding weights in `dtype`.
+    private func requireDecodingMemory(batchSize: Int, capacity: Int, dtype: WeightsDType) throws {
+        let weights = config.matrixWeightCount * dtype.bytesPerWeight / MemoryLayout<Float>.stride
+        try PhysicalMemory.require(floats: checkedSum(InferenceSession.floatCount(config: config, batchSize: batchSize, capacity: capacity),
+                                                      checkedProduct(2, parameterCount), weights),
+                                   "decoding \(batchSize) sequences of up to \(capacity) tokens, with the model and its decoding weights")
+    }
+
     /// The same with the decoding weights already made from this model.
     public func generate(prompt: [Int], count: Int, batchSize: Int, settings: GenerationSettings,
                          weights: DecodingWeights) throws -> [[Int]] {
         try checkPrompt(prompt)
-        let maxNewTokens = min(settings.maxNewTokens, config.nPositions - prompt.count)
-        let capacity = prompt.count + maxNewTokens
+        let capacity = sequenceCapacity(prompt: prompt, settings: settings)
+        let maxNewTokens = capacity - prompt.count
         let V = config.vocabSize
         var results: [[Int]] = []
         var session: InferenceSession?
         while results.count < count {
             let B = min(batchSize, count - results.count)
             if session?.batchSize != B {
+                try requireDecodingMemory(batchSize: B, capacity: capacity, dtype: weights.dtype)
                 session = InferenceSession(model: self, batchSize: B, capacity: capacity, weights: weights)
             }
             let cache = session!
@@ -163,7 +193,7 @@ extension GPT2Model {
             for step in 0..<maxNewTokens {
                 for b in 0..<B where !finished[b] {
                     let row = UnsafeBufferPointer(rebasing: logits[(b * V)..<((b + 1) * V)])
-                    let token = samplers[b].next(row, history: prompt + generated[b], newCount: generated[b].count)
+                    let token = try samplers[b].next(row, history: prompt + generated[b], newCount: generated[b].count)
                     generated[b].append(token)
                     if settings.stopAtEOS && settings.eosTokenIDs.contains(token) { finished[b] = true }
                 }

@@ -27,7 +27,7 @@ public final class InferenceSession {
         self.capacity = capacity
         precondition(weights.blocks.count == L && weights.head.columnCount == V, "decoding weights of another model")
         self.weights = weights
-        keyStride = (capacity + Kernels.cachedKeyBlock - 1) / Kernels.cachedKeyBlock * Kernels.cachedKeyBlock
+        keyStride = Self.keyStride(capacity: capacity)
         keysTransposed = FloatBuffer(count: L * batchSize * C * keyStride)
         values = FloatBuffer(count: L * rows * C)
         hidden = FloatBuffer(count: rows * C)
@@ -40,6 +40,22 @@ public final class InferenceSession {
         rstd = FloatBuffer(count: rows)
         lastHidden = FloatBuffer(count: batchSize * C)
         lastLogits = FloatBuffer(count: batchSize * V)
+    }
+
+    /// Cached positions per channel: the capacity rounded up to whole key blocks.
+    static func keyStride(capacity: Int) -> Int {
+        (capacity + Kernels.cachedKeyBlock - 1) / Kernels.cachedKeyBlock * Kernels.cachedKeyBlock
+    }
+
+    /// The floats `init` allocates; nil when the count overflows an Int.
+    static func floatCount(config: GPT2Config, batchSize: Int, capacity: Int) -> Int? {
+        let (C, L, I, V) = (config.nEmbd, config.nLayer, config.innerSize, config.vocabSize)
+        let rows = checkedProduct(batchSize, capacity)
+        // Per layer the keys and values; per row hidden, normed, qkv (3C), attentionOut, fc and
+        // fcGelu (I), mean and rstd; per sequence lastHidden and lastLogits.
+        return checkedSum(checkedProduct(L, batchSize, C, keyStride(capacity: capacity)), checkedProduct(L, rows, C),
+                          checkedProduct(rows, checkedSum(checkedProduct(6, C), checkedProduct(2, I), 2)),
+                          checkedProduct(batchSize, checkedSum(C, V)))
     }
 
     public func reset() { length = 0 }

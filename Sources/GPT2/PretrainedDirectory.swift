@@ -19,15 +19,8 @@ extension GPT2Model {
     /// Loads a directory as `save_pretrained` writes it: `config.json` and `model.safetensors` (or
     /// the sharded form with `model.safetensors.index.json`), names with or without `transformer.`.
     public static func load(directory: String) throws -> (model: GPT2Model, report: LoadReport) {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
-            throw ModelError.missingFile(path: directory)
-        }
-        guard isDirectory.boolValue else {
-            throw ModelError.incompatibleWeights(path: directory, problem: "is a file; expected a model directory with config.json and model.safetensors")
-        }
+        let config = try loadConfig(directory: directory)
         let root = URL(fileURLWithPath: directory)
-        let config = try GPT2Config.load(path: root.appendingPathComponent(configFileName).path)
         let files = try weightFiles(in: root)
         let layout = ParameterLayout(config: config)
         let parameters = FloatBuffer(count: layout.totalCount)
@@ -54,6 +47,23 @@ extension GPT2Model {
             throw ModelError.incompatibleWeights(path: files.map(\.path).joined(separator: ", "), problem: "missing tensors: \(shown)")
         }
         return (GPT2Model(config: config, parameters: parameters), report)
+    }
+
+    /// The config of a model directory, checked as `load` checks it before reading any weight.
+    public static func loadConfig(directory: String) throws -> GPT2Config {
+        var isDirectory: ObjCBool = false
+        guard FileManager.default.fileExists(atPath: directory, isDirectory: &isDirectory) else {
+            throw ModelError.missingFile(path: directory)
+        }
+        guard isDirectory.boolValue else {
+            throw ModelError.incompatibleWeights(path: directory, problem: "is a file; expected a model directory with config.json and model.safetensors")
+        }
+        return try GPT2Config.load(path: configPath(directory: directory))
+    }
+
+    /// Where a model directory keeps its config.
+    public static func configPath(directory: String) -> String {
+        URL(fileURLWithPath: directory).appendingPathComponent(configFileName).path
     }
 
     private static func isIgnoredBuffer(_ name: String) -> Bool {

@@ -17,6 +17,12 @@ public final class GPT2Tokenizer {
     private let vocabularyTokens: [String?]
     /// The merge rules in rank order.
     let merges: [(String, String)]
+    /// Identifies the vocabulary and the merges: a 64-bit FNV-1a hash, in hex, of every token in id
+    /// order and every merge in rank order. Tokenizers with the same digest and the same added
+    /// tokens give the same ids; how the files spell them (merges.txt's header, vocab.json's
+    /// layout, tokenizer.json or the pair of files) does not change it, so a tokenizer saved
+    /// with a run and read back keeps its digest.
+    public let modelDigest: String
     private var pieceEncoder: PieceEncoder
     private var addedVocabulary = AddedVocabulary()
     private var tokenDecoder = TokenDecoder()
@@ -65,6 +71,7 @@ public final class GPT2Tokenizer {
         self.vocabulary = vocabulary
         self.vocabularyTokens = vocabularyTokens
         self.merges = merges
+        modelDigest = Self.digest(vocabularyTokens: vocabularyTokens, merges: merges)
         pieceEncoder = PieceEncoder(model: BytePairModel(byteTokenIDs: byteTokenIDs, merges: mergeTable))
         for (id, token) in vocabularyTokens.enumerated() {
             if let token {
@@ -83,6 +90,7 @@ public final class GPT2Tokenizer {
         vocabulary = other.vocabulary
         vocabularyTokens = other.vocabularyTokens
         merges = other.merges
+        modelDigest = other.modelDigest
         pieceEncoder = other.pieceEncoder
         addedVocabulary = other.addedVocabulary
         tokenDecoder = other.tokenDecoder
@@ -90,6 +98,27 @@ public final class GPT2Tokenizer {
         eosToken = other.eosToken
         padToken = other.padToken
         unkToken = other.unkToken
+    }
+
+    /// See `modelDigest`. 0xFF, which UTF-8 never uses, ends each token and each half of a merge,
+    /// and 0xFE stands for an id without a token, so that no two tables give the same bytes.
+    private static func digest(vocabularyTokens: [String?], merges: [(String, String)]) -> String {
+        var hash: UInt64 = 0xCBF2_9CE4_8422_2325
+        func combine(_ bytes: some Sequence<UInt8>) {
+            for byte in bytes { hash = (hash ^ UInt64(byte)) &* 0x0000_0100_0000_01B3 }
+        }
+        for token in vocabularyTokens {
+            if let token { combine(token.utf8) }
+            combine(CollectionOfOne(token == nil ? 0xFE : 0xFF))
+        }
+        combine(CollectionOfOne(0xFE))
+        for (left, right) in merges {
+            combine(left.utf8)
+            combine(CollectionOfOne(0xFF))
+            combine(right.utf8)
+            combine(CollectionOfOne(0xFF))
+        }
+        return String(hash, radix: 16)
     }
 
     // MARK: Vocabulary

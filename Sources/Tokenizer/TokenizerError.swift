@@ -4,6 +4,7 @@
 /// "/models/gpt2/merges.txt line 7" or "merges[6]".
 public enum TokenizerError: Error, CustomStringConvertible, Equatable {
     case missingFile(path: String)
+    case missingDirectory(path: String)
     case unreadableFile(path: String, reason: String)
     case malformedJSON(path: String, reason: String)
     /// A merges line that is not two tokens separated by one space.
@@ -20,6 +21,8 @@ public enum TokenizerError: Error, CustomStringConvertible, Equatable {
         switch self {
         case .missingFile(let path):
             return "missing file \(path)"
+        case .missingDirectory(let path):
+            return "missing directory \(path)"
         case .unreadableFile(let path, let reason):
             return "cannot read \(path): \(reason)"
         case .malformedJSON(let path, let reason):

@@ -1,5 +1,9 @@
 import Foundation
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// The special-token roles of a GPT-2 tokenizer, named by their transformers keys.
 public enum SpecialTokenRole: String, CaseIterable, Sendable {
     // Declared in transformers' order, which decides the ids of role tokens that are new.
@@ -22,6 +26,7 @@ extension GPT2Tokenizer {
     /// and adds `<|EOS|>` as 50257 and `<|pad|>` as 50258.
     public static func load(directory: URL, roles: [SpecialTokenRole: String] = [:]) throws -> GPT2Tokenizer {
         let directory = TokenizerDirectory(url: directory)
+        try directory.checkIsDirectory()
         let tokenizer: GPT2Tokenizer
         if directory.contains("tokenizer.json") {
             let file = try directory.jsonFile("tokenizer.json")
@@ -109,6 +114,10 @@ extension GPT2Tokenizer {
         return (String(text[..<space]), String(text[text.index(after: space)...]))
     }
 
+    /// The files `save(to:)` writes, and the one it removes (`tokenizer.json`, which would shadow them).
+    public static let savedFileNames = ["vocab.json", "merges.txt", "added_tokens.json", "special_tokens_map.json", "tokenizer_config.json"]
+    public static let fastTokenizerFileName = "tokenizer.json"
+
     /// Saves the tokenizer in transformers' "slow" layout: `vocab.json`, `merges.txt`,
     /// `added_tokens.json`, `special_tokens_map.json` and `tokenizer_config.json`, each written
     /// atomically. `vocab.json` and `merges.txt` are written the way the Rust `tokenizers` BPE
@@ -121,14 +130,9 @@ extension GPT2Tokenizer {
         } catch {
             throw TokenizerError.writeFailed(path: directory.path, reason: error.localizedDescription)
         }
-        let files = [
-            ("vocab.json", vocabularyJSON()),
-            ("merges.txt", "#version: 0.2\n" + merges.map { "\($0) \($1)\n" }.joined()),
-            ("added_tokens.json", addedTokensJSON().document),
-            ("special_tokens_map.json", specialTokensMapJSON().document),
-            ("tokenizer_config.json", tokenizerConfigJSON().document),
-        ]
-        for (name, contents) in files {
+        let files = [vocabularyJSON(), "#version: 0.2\n" + merges.map { "\($0) \($1)\n" }.joined(), addedTokensJSON().document,
+                     specialTokensMapJSON().document, tokenizerConfigJSON().document]
+        for (name, contents) in zip(Self.savedFileNames, files) {
             let url = directory.appendingPathComponent(name)
             do {
                 try Data(contents.utf8).write(to: url, options: .atomic)
@@ -138,7 +142,7 @@ extension GPT2Tokenizer {
         }
         // A tokenizer.json left from an earlier save would take precedence over these files, both
         // here and in transformers.
-        let staleTokenizerJSON = directory.appendingPathComponent("tokenizer.json")
+        let staleTokenizerJSON = directory.appendingPathComponent(Self.fastTokenizerFileName)
         if FileManager.default.fileExists(atPath: staleTokenizerJSON.path) {
             do {
                 try FileManager.default.removeItem(at: staleTokenizerJSON)
@@ -210,13 +214,42 @@ private struct TokenizerDirectory {
         FileManager.default.fileExists(atPath: path(of: name))
     }
 
+    /// Throws unless the directory is one, so that a wrong path is named as itself rather than
+    /// as a missing vocab.json inside it.
+    func checkIsDirectory() throws {
+        var status = stat()
+        guard stat(url.path, &status) == 0 else {
+            throw errno == ENOENT ? TokenizerError.missingDirectory(path: url.path)
+                : TokenizerError.unreadableFile(path: url.path, reason: String(cString: strerror(errno)))
+        }
+        guard (status.st_mode & S_IFMT) == S_IFDIR else {
+            throw TokenizerError.unreadableFile(path: url.path, reason: "it is a file, not a tokenizer directory")
+        }
+    }
+
+    /// The bytes of a file, read with the system's calls so that a failure is said plainly (a
+    /// directory, no permission) rather than as one of Foundation's error codes.
     func data(_ name: String) throws -> Data {
         let path = path(of: name)
-        guard FileManager.default.fileExists(atPath: path) else { throw TokenizerError.missingFile(path: path) }
-        do {
-            return try Data(contentsOf: URL(fileURLWithPath: path))
-        } catch {
-            throw TokenizerError.unreadableFile(path: path, reason: error.localizedDescription)
+        func unreadable(_ code: Int32) -> TokenizerError {
+            code == ENOENT ? .missingFile(path: path) : .unreadableFile(path: path, reason: String(cString: strerror(code)))
+        }
+        var status = stat()
+        guard stat(path, &status) == 0 else { throw unreadable(errno) }
+        guard (status.st_mode & S_IFMT) != S_IFDIR else { throw TokenizerError.unreadableFile(path: path, reason: "it is a directory") }
+        let descriptor = open(path, O_RDONLY)
+        guard descriptor >= 0 else { throw unreadable(errno) }
+        defer { close(descriptor) }
+        var bytes = Data()
+        var block = [UInt8](repeating: 0, count: 1 << 20)
+        while true {
+            let received = block.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if received == 0 { return bytes }
+            if received < 0 {
+                guard errno == EINTR else { throw unreadable(errno) }
+                continue
+            }
+            bytes.append(contentsOf: block[..<received])
         }
     }
 

@@ -16,6 +16,21 @@ public final class AdamW {
             self.epsilon = epsilon
             self.weightDecay = weightDecay
         }
+
+        /// Refuses what `torch.optim.AdamW` refuses (lr >= 0, eps >= 0, 0 <= betas < 1,
+        /// weight_decay >= 0), naming the flag that set the value and the range it must be in.
+        public func validate(learningRate: Double) throws {
+            let checks: [(flag: String, value: Double, range: String, valid: Bool)] = [
+                ("--learning-rate", learningRate, "lr >= 0", learningRate >= 0),
+                ("--adam-epsilon", epsilon, "eps >= 0", epsilon >= 0),
+                ("--adam-beta1", beta1, "0 <= beta1 < 1", (0..<1).contains(beta1)),
+                ("--adam-beta2", beta2, "0 <= beta2 < 1", (0..<1).contains(beta2)),
+                ("--weight-decay", weightDecay, "weight_decay >= 0", weightDecay >= 0),
+            ]
+            if let invalid = checks.first(where: { !$0.valid }) {
+                throw TrainingError.invalidSetting("invalid \(invalid.flag) \(invalid.value): AdamW needs \(invalid.range)")
+            }
+        }
     }
 
     public let settings: Settings
@@ -57,6 +72,14 @@ public final class AdamW {
                               count: range.count, step: step)
             }
         }
+    }
+}
+
+extension GPT2Config {
+    /// Throws unless training fits in this machine's memory: the parameters, their gradients and
+    /// AdamW's two moments, naming `source`.
+    public func requireTrainingMemory(source: String) throws {
+        try requireMemory(copies: 4, companions: "their gradients and AdamW's two moments", source: source)
     }
 }
 

@@ -27,6 +27,21 @@ public struct TrainerState: Codable, Sendable, Equatable {
 
     public init() {}
 
+    /// The first field that no run could have written, as a message naming it; nil when all are sound.
+    func invalidField() -> String? {
+        let finite: [(String, Double?)] = [("epoch", epoch), ("window_loss_sum", windowLossSum), ("train_loss_sum", trainLossSum), ("best_eval_loss", bestEvalLoss)]
+        if let (name, value) = finite.first(where: { $0.1.map { !$0.isFinite } ?? false }) { return "field '\(name)' is \(value!), not a finite number" }
+        let counts: [(String, Int, ClosedRange<Int>)] = [
+            ("global_step", globalStep, 0...Int.max), ("max_steps", totalSteps, 1...Int.max), ("global_batch_size", globalBatchSize, 1...Int.max),
+            ("world_size", worldSize, 1...Int.max), ("window_steps", windowSteps, 0...max(globalStep, 0)),
+        ]
+        if let (name, value, range) = counts.first(where: { !$0.2.contains($0.1) }) {
+            return "field '\(name)' is \(value); it must be " + (range.upperBound == Int.max ? "\(range.lowerBound) or more" : "between \(range.lowerBound) and \(range.upperBound)")
+        }
+        if epoch < 0 { return "field 'epoch' is \(epoch), below 0" }
+        return nil
+    }
+
     enum CodingKeys: String, CodingKey {
         case globalStep = "global_step", epoch, totalSteps = "max_steps", globalBatchSize = "global_batch_size"
         case worldSize = "world_size", seed, bestEvalLoss = "best_eval_loss", bestCheckpoint = "best_model_checkpoint"
@@ -44,7 +59,7 @@ public enum Checkpoint {
     public static let optimizerFileName = "optimizer.safetensors"
     public static let stateFileName = "trainer_state.json"
     public static let argumentsFileName = "training_args.json"
-    static let prefix = "checkpoint-"
+    public static let prefix = "checkpoint-"
 
     public static func directory(in outputDir: String, step: Int) -> String {
         URL(fileURLWithPath: outputDir).appendingPathComponent("\(prefix)\(step)").path
@@ -126,12 +141,29 @@ public enum Checkpoint {
         guard isComplete(path) else { throw TrainingError.cannotResume(path: path, problem: "not a complete checkpoint (no \(marker))") }
         func decode<T: Decodable>(_ name: String, as type: T.Type) throws -> T {
             let file = URL(fileURLWithPath: path).appendingPathComponent(name).path
-            guard let data = FileManager.default.contents(atPath: file) else { throw TrainingError.cannotResume(path: file, problem: "missing") }
-            do { return try JSONDecoder().decode(type, from: data) } catch {
-                throw TrainingError.cannotResume(path: file, problem: "unreadable (\(error))")
+            guard let data = FileManager.default.contents(atPath: file) else { throw TrainingError.cannotResume(path: file, problem: "missing or unreadable") }
+            do { return try JSONDecoder().decode(type, from: data) } catch let error as DecodingError {
+                throw TrainingError.cannotResume(path: file, problem: describe(error))
             }
         }
-        return (try decode(stateFileName, as: TrainerState.self), try decode(argumentsFileName, as: TrainingArguments.self))
+        let state = try decode(stateFileName, as: TrainerState.self)
+        if let problem = state.invalidField() {
+            throw TrainingError.cannotResume(path: URL(fileURLWithPath: path).appendingPathComponent(stateFileName).path, problem: problem)
+        }
+        return (state, try decode(argumentsFileName, as: TrainingArguments.self))
+    }
+
+    /// What is wrong with a JSON file, in terms of its fields rather than the decoder's.
+    static func describe(_ error: DecodingError) -> String {
+        func field(_ path: [CodingKey]) -> String { path.map { $0.intValue.map { "[\($0)]" } ?? $0.stringValue }.joined(separator: ".") }
+        switch error {
+        case let .keyNotFound(key, context): return "has no field '\(field(context.codingPath + [key]))'"
+        case let .typeMismatch(type, context): return "field '\(field(context.codingPath))' is not \(type == String.self ? "a string" : "a number of the right kind")"
+        case let .valueNotFound(_, context): return "field '\(field(context.codingPath))' is null"
+        case let .dataCorrupted(context):
+            return context.codingPath.isEmpty ? "is not valid JSON" : "field '\(field(context.codingPath))' has an invalid value"
+        @unknown default: return "cannot be read"
+        }
     }
 
     /// Loads weights and optimiser moments into `model` and `optimizer`, after checking that the
@@ -148,8 +180,8 @@ public enum Checkpoint {
         let optimizerFile = try SafeTensorsFile(path: URL(fileURLWithPath: path).appendingPathComponent(optimizerFileName).path)
         try model.readWeights(from: optimizerFile, namePrefix: "exp_avg.", into: optimizer.firstMoment)
         try model.readWeights(from: optimizerFile, namePrefix: "exp_avg_sq.", into: optimizer.secondMoment)
-        guard let step = optimizerFile.metadata["step"].flatMap(Int.init) else {
-            throw TrainingError.cannotResume(path: optimizerFile.path, problem: "no step in its metadata")
+        guard let step = optimizerFile.metadata["step"].flatMap(Int.init), step >= 0 else {
+            throw TrainingError.cannotResume(path: optimizerFile.path, problem: "its metadata has no step, or a negative one")
         }
         optimizer.stepCount = step
     }

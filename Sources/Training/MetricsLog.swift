@@ -1,28 +1,62 @@
 import Foundation
 import GPT2
+import SafeTensors
+
+#if canImport(Glibc)
+import Glibc
+#endif
 
 /// One line of `metrics.jsonl`: a training step window (`loss`), an evaluation (`eval_loss`) or
 /// the closing summary (`train_loss`).
 public typealias MetricsRecord = [String: JSONValue]
 
-/// Appends records to `metrics.jsonl`, one JSON object per line; the file is never rewritten.
+/// Appends records to `metrics.jsonl`, one JSON object per line, each line with a single `write`
+/// so that a crash leaves at most a torn last line, which the next start cuts off.
 public struct MetricsLog {
+    public static let fileName = "metrics.jsonl"
     public let path: String
 
     public init(directory: String) {
-        path = URL(fileURLWithPath: directory).appendingPathComponent("metrics.jsonl").path
+        path = URL(fileURLWithPath: directory).appendingPathComponent(Self.fileName).path
     }
 
     public func append(_ record: MetricsRecord) throws {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        var line = try encoder.encode(record)
+        // JSON has no NaN or infinity: such a value (a perplexity that overflowed) is written as null.
+        var line = try encoder.encode(record.mapValues { $0.doubleValue.map { $0.isFinite } == false ? JSONValue.null : $0 })
         line.append(UInt8(ascii: "\n"))
-        if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
-        guard let handle = FileHandle(forWritingAtPath: path) else { throw TrainingError.io(path: path, problem: "cannot open for appending") }
-        defer { try? handle.close() }
-        try handle.seekToEnd()
-        try handle.write(contentsOf: line)
+        let descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw TrainingError.io(path: path, problem: "cannot be opened for appending: \(String(cString: strerror(errno)))") }
+        defer { close(descriptor) }
+        let written = line.withUnsafeBytes { write(descriptor, $0.baseAddress, $0.count) }
+        guard written == line.count else {
+            let problem = written < 0 ? String(cString: strerror(errno)) : "only \(written) of \(line.count) bytes were written"
+            throw TrainingError.io(path: path, problem: "cannot append a record: \(problem)")
+        }
+    }
+
+    /// Cuts the file back to its last complete line; returns what was cut, for the log.
+    public func cutTornLastLine() throws -> String? {
+        guard let data = FileManager.default.contents(atPath: path), let last = data.last, last != UInt8(ascii: "\n") else { return nil }
+        let kept = data.lastIndex(of: UInt8(ascii: "\n")).map { $0 + 1 } ?? 0
+        guard truncate(path, off_t(kept)) == 0 else { throw TrainingError.io(path: path, problem: "cannot cut its torn last line: \(String(cString: strerror(errno)))") }
+        return "\(path): cut a torn last line of \(data.count - kept) bytes (an interrupted write): \(String(decoding: data[kept...].prefix(80), as: UTF8.self))"
+    }
+
+    /// On resume from `step`: drops the records of the steps after it and the closing summary,
+    /// which the run logs again.
+    public func keepRecords(throughStep step: Int) throws -> String? {
+        guard FileManager.default.fileExists(atPath: path) else { return nil }
+        let records = try Self.read(path: path)
+        let kept = records.filter { ($0["step"]?.doubleValue ?? 0) <= Double(step) && $0["train_loss"] == nil }
+        guard kept.count < records.count else { return nil }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        var data = Data()
+        for record in kept { data += try encoder.encode(record) + Data("\n".utf8) }
+        try AtomicFile.write(data, to: path)
+        return "\(path): dropped \(records.count - kept.count) records of the steps after \(step), which this run logs again"
     }
 
     public static func read(path: String) throws -> [MetricsRecord] {
@@ -49,6 +83,8 @@ extension JSONValue {
 
 /// Draws train and eval loss against step as an SVG line chart.
 public enum LossChart {
+    public static let fileName = "loss.svg"
+
     public static func svg(_ records: [MetricsRecord]) -> String {
         func series(_ key: String) -> [(Double, Double)] {
             records.compactMap { record in

@@ -41,9 +41,15 @@ public struct PreparedRun {
         // Untruncated examples are cached, so a restart with another --block-size still reads them.
         func tokenized(_ texts: TextReader, dataPath: String, tokenizer: GPT2Tokenizer) throws -> Dataset {
             func encode(_ text: String) -> [Int32] { tokenizer.encode(template.replacingOccurrences(of: "{text}", with: text)).map { Int32($0) } }
+            // Blank texts hold no example; saying how many were passed over explains a count that
+            // is not the file's line count.
+            func logBlankTexts() {
+                if texts.blankCount > 0 { log("skipped \(texts.blankCount) blank examples in \(dataPath)") }
+            }
             func inMemory() throws -> Dataset {
                 var examples: [TokenizedExample] = []
                 while let text = try texts.next() { examples.append(TokenizedExample(inputIDs: encode(text))) }
+                logBlankTexts()
                 return Dataset(examples: examples)
             }
             let cacheDir = arguments.cacheDir ?? (arguments.outputDir.isEmpty ? nil : URL(fileURLWithPath: arguments.outputDir).appendingPathComponent(".cache").path)
@@ -61,6 +67,7 @@ public struct PreparedRun {
                     try TokenCache.write(to: cachePath) { cache in
                         while let text = try texts.next() { try cache.append(encode(text)) }
                     }
+                    logBlankTexts()
                     guard let written = TokenCache.load(path: cachePath) else {
                         throw DataError(path: cachePath, problem: "does not read back as the token cache just written")
                     }
@@ -73,26 +80,42 @@ public struct PreparedRun {
             guard let storage = storage ?? TokenCache.load(path: cachePath) else { return try inMemory() }
             return Dataset(storage: storage)
         }
+        // Each file read, with the line of each pre-tokenized example, for the check of its ids below.
+        var filesRead: [(path: String, storage: TokenStorage, lines: [Int]?)] = []
         func readDataset(_ path: String) throws -> Dataset {
+            let dataset: Dataset, lines: [Int]?
             switch try DataFile.open(path: path, textColumn: arguments.textColumn, textField: arguments.textField) {
-            case let .tokenized(examples):
-                return Dataset(examples: examples).truncated(to: blockSize)
+            case let .tokenized(examples, exampleLines):
+                (dataset, lines) = (Dataset(examples: examples), exampleLines)
             case let .texts(texts):
                 let loaded = try tokenizer ?? loadTokenizer(arguments)
                 tokenizer = loaded
-                return try tokenized(texts, dataPath: path, tokenizer: loaded).truncated(to: blockSize)
+                (dataset, lines) = (try tokenized(texts, dataPath: path, tokenizer: loaded), nil)
             }
+            filesRead.append((path, dataset.storage, lines))
+            return dataset.truncated(to: blockSize)
         }
         var dataset = try readDataset(dataFile)
-        var validation = try arguments.validationFile.flatMap { $0 == dataFile ? nil : try readDataset($0) }
+        var validation: Dataset?
+        if let path = arguments.validationFile {
+            // The training file given again is evaluated whole, as any other validation file is
+            // (not split), and read once.
+            if sameFile(path, dataFile) {
+                if !validationRequired { log("--validation-file is the training file: evaluating on the data trained on") }
+                validation = dataset
+            } else {
+                validation = try readDataset(path)
+            }
+        }
         // Only once the data has read without error, so that a bad file gives a one-line error.
         if let tokenizer { fit(model, to: tokenizer, log: log) }
+        // Every id is checked before training starts, not when its batch comes up.
         let vocabularySize = model.config.vocabSize
-        for (path, data) in [(dataFile, dataset)] + (validation.map { [(arguments.validationFile!, $0)] } ?? []) {
-            try data.storage.forEachTokenChunk { tokens in
-                if let bad = tokens.first(where: { $0 < 0 || Int($0) >= vocabularySize }) {
-                    throw DataError(path: path, problem: "token id \(bad) is outside the model's vocabulary (size \(vocabularySize))")
-                }
+        for (path, storage, lines) in filesRead {
+            if let bad = storage.firstIDOutside(vocabularySize: vocabularySize) {
+                let problem = bad.isLabel ? "label \(bad.value) is outside the model's vocabulary (size \(vocabularySize); -100 marks a token not predicted)"
+                    : "token id \(bad.value) is outside the model's vocabulary (size \(vocabularySize))"
+                throw DataError(path: path, line: lines?[bad.example], problem: problem)
             }
         }
         if dataset.truncatedCount > 0 { log("\(dataset.truncatedCount) of \(dataset.count) examples were cut to --block-size \(blockSize)") }
@@ -114,9 +137,21 @@ public struct PreparedRun {
                            collator: Collator(padTokenID: Int32(padID)), tokenizerFingerprint: tokenizerFingerprint)
     }
 
-    /// The vocabulary size and the added tokens: what decides the ids a tokenizer gives.
+    /// What decides the ids a tokenizer gives: its vocabulary and merges (by their digest), its
+    /// size and its added tokens with the options that change where they match.
     static func fingerprint(of tokenizer: GPT2Tokenizer) -> String {
-        "\(tokenizer.count):" + tokenizer.addedTokens.map { "\($0.id)=\($0.token.content)" }.joined(separator: ",")
+        let addedTokens = tokenizer.addedTokens.map { id, token in
+            let options = [("lstrip", token.lstrip), ("rstrip", token.rstrip), ("single_word", token.singleWord), ("normalized", token.normalized)]
+                .filter(\.1).map { "+" + $0.0 }
+            return "\(id)=\(token.content)" + options.joined()
+        }
+        return "\(tokenizer.count):\(tokenizer.modelDigest):" + addedTokens.joined(separator: ",")
+    }
+
+    /// Whether two paths name one file, however spelled (relative, through a symbolic link).
+    static func sameFile(_ first: String, _ second: String) -> Bool {
+        func resolved(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path }
+        return resolved(first) == resolved(second)
     }
 
     /// The tokenizer with the recipe's special tokens added.

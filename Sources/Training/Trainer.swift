@@ -4,13 +4,17 @@ import Foundation
 import GPT2
 import SafeTensors
 
+#if canImport(Glibc)
+import Glibc
+#endif
+
 /// Where a run's messages go: whole log lines, and a progress line that a terminal redraws.
 public struct TrainerOutput {
     public var log: (String) -> Void
     public var progress: (String) -> Void
-    /// A few texts the model generates now (for --sample-steps); nil when there is no tokenizer.
-    public var samples: ((GPT2Model) throws -> [String])?
-    public init(log: @escaping (String) -> Void, progress: @escaping (String) -> Void, samples: ((GPT2Model) throws -> [String])? = nil) {
+    /// A few texts the model generates at a step (for --sample-steps); nil when there is no tokenizer.
+    public var samples: ((GPT2Model, _ step: Int) throws -> [String])?
+    public init(log: @escaping (String) -> Void, progress: @escaping (String) -> Void, samples: ((GPT2Model, Int) throws -> [String])? = nil) {
         self.log = log
         self.progress = progress
         self.samples = samples
@@ -44,10 +48,12 @@ public final class Trainer {
     private let extraFiles: (String) throws -> Void
     private let metrics: MetricsLog
     private let reducer: GradientReducer?
+    /// Rank 0's locked output directory; nil on the other ranks, which write nothing.
+    private let runDirectory: RunDirectory?
 
     /// `extraFiles` writes what a checkpoint holds besides the model and optimiser (the tokenizer).
     public init(arguments: TrainingArguments, model: GPT2Model, train: Dataset, validation: Dataset?, collator: Collator,
-                communicator: Communicator, tokenizerFingerprint: String, output: TrainerOutput,
+                communicator: Communicator, runDirectory: RunDirectory?, tokenizerFingerprint: String, output: TrainerOutput,
                 extraFiles: @escaping (String) throws -> Void) throws {
         var arguments = arguments
         arguments.worldSize = communicator.size
@@ -65,6 +71,7 @@ public final class Trainer {
         self.communicator = communicator
         self.output = output
         self.extraFiles = extraFiles
+        self.runDirectory = runDirectory
         metrics = MetricsLog(directory: arguments.outputDir)
         schedule = LearningRateSchedule(kind: arguments.lrSchedulerType, peak: arguments.learningRate, warmupSteps: warmup,
                                         totalSteps: arguments.totalSteps)
@@ -114,14 +121,22 @@ public final class Trainer {
         guard saved.tokenizerFingerprint == state.tokenizerFingerprint else {
             throw TrainingError.cannotResume(path: path, problem: "its tokenizer differs from this run's")
         }
+        // The data order follows from the example count, so a checkpoint past this run's end cannot continue it.
+        guard saved.globalStep <= arguments.totalSteps else {
+            throw TrainingError.cannotResume(path: URL(fileURLWithPath: path).appendingPathComponent(Checkpoint.stateFileName).path,
+                                             problem: "global_step \(saved.globalStep) is past this run's last step \(arguments.totalSteps); raise --max-steps or --num-train-epochs to train further")
+        }
         try Checkpoint.restore(from: path, model: model, optimizer: optimizer)
+        guard optimizer.stepCount == saved.globalStep else {
+            throw TrainingError.cannotResume(path: URL(fileURLWithPath: path).appendingPathComponent(Checkpoint.optimizerFileName).path,
+                                             problem: "its step \(optimizer.stepCount) is not the trainer state's global_step \(saved.globalStep)")
+        }
         var changes: [String] = []
         if saved.worldSize != communicator.size { changes.append("ranks \(saved.worldSize) -> \(communicator.size)") }
         if saved.globalBatchSize != loader.globalBatchSize {
             changes.append("global batch \(saved.globalBatchSize) -> \(loader.globalBatchSize) (the data order changes from here)")
         }
-        if saved.totalSteps != arguments.totalSteps { changes.append("total steps \(saved.totalSteps) -> \(arguments.totalSteps)") }
-        if savedArguments.learningRate != arguments.learningRate { changes.append("learning rate \(savedArguments.learningRate) -> \(arguments.learningRate)") }
+        changes += try arguments.changedSettings(since: savedArguments)
         let fingerprint = state.tokenizerFingerprint
         state = saved
         state.tokenizerFingerprint = fingerprint
@@ -168,6 +183,11 @@ public final class Trainer {
             if arguments.overlapAllreduce { try reducer?.finish() } else { try reducer?.reduceAll() }
             let loss = try communicator.sum([localLoss])[0] / counts[0]
             let (gradientNorm, clippingScale) = gradientClipping(model.gradients, maxNorm: arguments.maxGradNorm)
+            // Stopped before the update, so that the weights and the last checkpoint stay as they were.
+            guard loss.isFinite && gradientNorm.isFinite else {
+                let what = loss.isFinite ? "the gradient norm is \(gradientNorm)" : "loss is \(loss.isNaN ? "NaN" : "\(loss)")"
+                throw TrainingError.notFinite("\(what) at step \(step + 1) (learning rate \(learningRate)); the last checkpoint is intact: lower --learning-rate or --max-grad-norm and resume from it")
+            }
             optimizer.update(parameters: model.parameters, gradients: model.gradients, learningRate: learningRate, gradientScale: clippingScale)
 
             state.globalStep += 1
@@ -201,20 +221,22 @@ public final class Trainer {
             if state.globalStep % arguments.saveSteps == 0 && state.globalStep < arguments.totalSteps { try saveCheckpoint() }
             if arguments.replicaCheckSteps > 0 && state.globalStep % arguments.replicaCheckSteps == 0 { try verifyReplicas() }
             if arguments.sampleSteps > 0 && state.globalStep % arguments.sampleSteps == 0, communicator.isMain, let samples = output.samples {
-                let texts = try samples(model)
+                let texts = try samples(model, state.globalStep)
                 for text in texts { output.log("sample: \(text)") }
                 try metrics.append(["step": .number(Double(state.globalStep)), "samples": .array(texts.map { .string($0) })])
             }
         }
         try verifyReplicas()
-        if arguments.evalStrategy != .no && validation != nil { try runEvaluation() }
+        // A run resumed from its own final checkpoint has evaluated at this step already.
+        let evaluatedNow = state.logHistory.contains { $0["eval_loss"] != nil && $0["step"]?.doubleValue == Double(state.globalStep) }
+        if arguments.evalStrategy != .no && validation != nil && !evaluatedNow { try runEvaluation() }
         try saveCheckpoint()
         let trainLoss = state.trainLossSum / Double(max(state.globalStep, 1))
         var summary: MetricsRecord = ["step": .number(Double(state.globalStep)), "epoch": .number(state.epoch), "train_loss": .float(trainLoss),
                                       "train_runtime": .number((Date().timeIntervalSince(start) * 1000).rounded() / 1000)]
         if let reducer { summary["allreduce_wait_seconds"] = .number((reducer.waitSeconds * 1000).rounded() / 1000) }
         try record(summary)
-        if communicator.isMain { try model.save(directory: arguments.outputDir); try extraFiles(arguments.outputDir) }
+        try saveFinalModel()
         try communicator.barrier()
         output.log("saved the final model to \(arguments.outputDir)")
         return trainLoss
@@ -239,6 +261,9 @@ public final class Trainer {
                                 collator: loader.collator, communicator: communicator)
         try record(["step": .number(Double(state.globalStep)), "epoch": .number(state.epoch), "eval_loss": .float(loss.mean),
                     "eval_perplexity": .float(exp(loss.mean)), "eval_tokens": .number(Double(loss.count))])
+        guard loss.mean.isFinite else {
+            throw TrainingError.notFinite("eval_loss is \(loss.mean.isNaN ? "NaN" : "\(loss.mean)") at step \(state.globalStep) (learning rate \(schedule.learningRate(at: state.globalStep - 1))); the last checkpoint is intact: lower --learning-rate and resume from it")
+        }
         if state.bestEvalLoss.map({ loss.mean < $0 }) ?? true {
             state.bestEvalLoss = loss.mean
             state.bestCheckpoint = Checkpoint.directory(in: arguments.outputDir, step: state.globalStep)
@@ -256,8 +281,29 @@ public final class Trainer {
         }
         output.log(text.joined(separator: " "))
         if record["eval_loss"] != nil {
-            try AtomicFile.write(Data(LossChart.svg(state.logHistory).utf8), to: URL(fileURLWithPath: arguments.outputDir).appendingPathComponent("loss.svg").path)
+            try AtomicFile.write(Data(LossChart.svg(state.logHistory).utf8), to: URL(fileURLWithPath: arguments.outputDir).appendingPathComponent(LossChart.fileName).path)
         }
+    }
+
+    /// Rank 0 saves the model and tokenizer in Hugging Face's layout: into a temporary folder
+    /// first, then each file is claimed in the manifest and renamed into the output directory.
+    private func saveFinalModel() throws {
+        guard let runDirectory else { return }
+        let staging = URL(fileURLWithPath: arguments.outputDir).appendingPathComponent(".final-model.tmp-\(getpid())").path
+        try model.save(directory: staging)
+        try extraFiles(staging)
+        let names = try FileManager.default.contentsOfDirectory(atPath: staging).sorted()
+        let targets = names.map { URL(fileURLWithPath: arguments.outputDir).appendingPathComponent($0).path }
+        if let taken = zip(names, targets).first(where: { !runDirectory.owned.contains($0.0) && FileManager.default.fileExists(atPath: $0.1) }) {
+            throw TrainingError.refused("\(taken.1): appeared during the run and is not gpt2-ddp's; the final model is in \(Checkpoint.directory(in: arguments.outputDir, step: state.globalStep))")
+        }
+        try runDirectory.claim(names)
+        for (name, target) in zip(names, targets) {
+            guard rename(URL(fileURLWithPath: staging).appendingPathComponent(name).path, target) == 0 else {
+                throw TrainingError.io(path: target, problem: "cannot be written: \(String(cString: strerror(errno)))")
+            }
+        }
+        try? FileManager.default.removeItem(atPath: staging)
     }
 
     private func saveCheckpoint() throws {

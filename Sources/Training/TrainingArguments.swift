@@ -1,3 +1,6 @@
+import Foundation
+import GPT2
+
 /// Every resolved setting of a run, named as `TrainingArguments` names them; saved with each
 /// checkpoint as `training_args.json`.
 public struct TrainingArguments: Codable, Sendable, Equatable {
@@ -87,8 +90,38 @@ public struct TrainingArguments: Codable, Sendable, Equatable {
     }
 
     /// Optimisation steps for a data set with `stepsPerEpoch`: `max_steps` when positive, else
-    /// the epochs (fractions allowed, rounded up as `Trainer` does).
+    /// the epochs (fractions allowed, rounded up as `Trainer` does). Epochs whose steps exceed
+    /// Int give Int.max steps (train until stopped): converting such a Double to Int is undefined
+    /// in this unchecked build, and gave Int.min, so a huge epoch count ran 1 step.
     public func totalSteps(stepsPerEpoch: Int) -> Int {
-        maxSteps > 0 ? maxSteps : max(1, Int((numTrainEpochs * Double(stepsPerEpoch)).rounded(.up)))
+        guard maxSteps <= 0 else { return maxSteps }
+        let steps = (numTrainEpochs * Double(stepsPerEpoch)).rounded(.up)
+        return steps < Double(Int.max) ? max(1, Int(steps)) : Int.max
+    }
+}
+
+extension TrainingArguments {
+    /// Settings that name a run's own start rather than what it trains: they may differ on resume.
+    static let perStartKeys = Set([CodingKeys.resumeFromCheckpoint, .overwriteOutputDir, .worldSize, .totalSteps, .resolvedWarmupSteps].map(\.stringValue))
+
+    /// The settings whose values differ between `self` and `other`, as (flag, other's value, own
+    /// value), every value as JSON text; `ignoring` names fields (by their JSON key) left out.
+    public func differences(from other: TrainingArguments, ignoring: Set<String> = []) throws -> [(flag: String, theirs: String, ours: String)] {
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
+        func fields(_ arguments: TrainingArguments) throws -> [String: JSONValue] {
+            try JSONDecoder().decode([String: JSONValue].self, from: encoder.encode(arguments))
+        }
+        let (ours, theirs) = (try fields(self), try fields(other))
+        func text(_ value: JSONValue?) throws -> String { String(decoding: try encoder.encode(value ?? .null), as: UTF8.self) }
+        return try Set(ours.keys).union(theirs.keys).subtracting(ignoring).sorted().compactMap { key in
+            guard ours[key] != theirs[key] else { return nil }
+            return ("--" + key.replacingOccurrences(of: "_", with: "-"), try text(theirs[key]), try text(ours[key]))
+        }
+    }
+
+    /// What a resumed run changes against the checkpoint's `training_args.json`, for the log.
+    public func changedSettings(since saved: TrainingArguments) throws -> [String] {
+        try differences(from: saved, ignoring: Self.perStartKeys).map { "\($0.flag) \($0.theirs) -> \($0.ours)" }
     }
 }

@@ -167,7 +167,7 @@ func sampleOfIdeas(from start: Int, count: Int, name: String) throws -> String {
         (base + ["--train-file", csv, "--output-dir", directory.appendingPathComponent("o3").path], "no column 'text' (columns: name, one_liner)"),
         (base + ["--train-file", broken, "--output-dir", directory.appendingPathComponent("o4").path], "\(broken):2: not a JSON object"),
         (base + ["--train-file", good, "--block-size", "65", "--output-dir", directory.appendingPathComponent("o5").path], "--block-size 65 must be between 2 and the model's n_positions (64)"),
-        (base + ["--train-file", good, "--output-dir", aFile], "--output-dir is a file"),
+        (base + ["--train-file", good, "--output-dir", aFile], "\(aFile): is a file, not a directory"),
         (base + ["--train-file", good, "--output-dir", directory.path, "--learning-rat", "1"], "unknown flag '--learning-rat'"),
         (base + ["--train-file", good, "--output-dir", directory.path, "--eval-strategy", "sometimes"], "--eval-strategy must be no, steps or epoch"),
     ]
@@ -182,7 +182,7 @@ func sampleOfIdeas(from start: Int, count: Int, name: String) throws -> String {
     let arguments = base + ["--train-file", good, "--validation-split", "0", "--output-dir", output.path, "--logging-steps", "1"]
     #expect(runCLI(arguments).status == 0)
     let again = runCLI(arguments)
-    #expect(again.status == 1 && again.error.contains("holds an earlier run"))
+    #expect(again.status == 2 && again.error.contains("holds an earlier run"))
     #expect(FileManager.default.fileExists(atPath: output.appendingPathComponent("metrics.jsonl").path))
     // Starting afresh reads the tokenized data from the cache the first run left.
     let afresh = runCLI(arguments + ["--overwrite-output-dir"])

@@ -37,7 +37,7 @@ func greedyDecodingMatchesTransformersGenerate(index: Int) throws {
         try model.forward(try Batch(inputIDs: [sequence]))
         let V = model.config.vocabSize
         let last = UnsafeBufferPointer(rebasing: model.logits[((sequence.count - 1) * V)..<(sequence.count * V)])
-        let token = sampler.next(last, history: sequence, newCount: uncached.count)
+        let token = try sampler.next(last, history: sequence, newCount: uncached.count)
         uncached.append(token)
         sequence.append(token)
         if token == 300 { break }

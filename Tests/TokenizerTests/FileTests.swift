@@ -80,6 +80,7 @@ import TestSupport
         let reference = try TestData.gpt2()
         #expect(loaded.count == 50_257)
         #expect(loaded.padTokenID == 50_256)
+        #expect(loaded.modelDigest == reference.modelDigest, "the same vocabulary and merges in the other layout")
         for testCase in try HFFixture.load().encode where testCase.setting == "plain" {
             #expect(loaded.encode(testCase.text) == reference.encode(testCase.text))
         }
@@ -109,6 +110,33 @@ import TestSupport
     @Test func missingMerges() throws {
         let (error, _) = try loadError(["vocab.json": tinyVocabulary])
         #expect(error.description.hasPrefix("missing file") && error.description.hasSuffix("/merges.txt"))
+    }
+
+    @Test func aFileThatIsADirectoryIsNamedAsOne() throws {
+        for name in ["vocab.json", "merges.txt", "tokenizer.json", "tokenizer_config.json", "added_tokens.json"] {
+            let directory = try TestPaths.temporaryDirectory("tokenizer")
+            defer { try? FileManager.default.removeItem(at: directory) }
+            try Data(tinyVocabulary.utf8).write(to: directory.appendingPathComponent("vocab.json"))
+            try Data("a b\n".utf8).write(to: directory.appendingPathComponent("merges.txt"))
+            let path = directory.appendingPathComponent(name)
+            try? FileManager.default.removeItem(at: path)
+            try FileManager.default.createDirectory(at: path, withIntermediateDirectories: false)
+            let error = try #require(throws: TokenizerError.self) { try GPT2Tokenizer.load(directory: directory) }
+            #expect(error == .unreadableFile(path: path.path, reason: "it is a directory"))
+            #expect(error.description == "cannot read \(path.path): it is a directory")
+        }
+    }
+
+    @Test func aTokenizerDirectoryThatIsNoDirectoryIsNamed() throws {
+        let parent = try TestPaths.temporaryDirectory("tokenizer")
+        defer { try? FileManager.default.removeItem(at: parent) }
+        let missing = parent.appendingPathComponent("missing")
+        #expect(throws: TokenizerError.missingDirectory(path: missing.path)) { try GPT2Tokenizer.load(directory: missing) }
+        let file = parent.appendingPathComponent("vocab.json")
+        try Data(tinyVocabulary.utf8).write(to: file)
+        #expect(throws: TokenizerError.unreadableFile(path: file.path, reason: "it is a file, not a tokenizer directory")) {
+            try GPT2Tokenizer.load(directory: file)
+        }
     }
 
     @Test func malformedVocabularyJSON() throws {
