@@ -34,7 +34,8 @@ let package = Package(
         .target(name: "Training", dependencies: ["GPT2", "Data", "Distributed", "SafeTensors", "Tokenizer"], swiftSettings: numericSettings),
         .target(name: "CLI", dependencies: ["GPT2", "SafeTensors", "Tokenizer", "Data", "Distributed", "Training"]),
         .executableTarget(name: "gpt2-ddp", dependencies: ["CLI"]),
-        .target(name: "TestSupport", path: "Tests/TestSupport"),
+        // GPT2 for the JSON values of the fixtures the test targets share.
+        .target(name: "TestSupport", dependencies: ["GPT2"], path: "Tests/TestSupport"),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"]),
         .testTarget(name: "GPT2Tests", dependencies: ["GPT2", "SafeTensors", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "TestSupport"], exclude: ["Fixtures"]),

@@ -29,6 +29,8 @@ public enum CountLimit {
     public static let accumulationSteps = 1 << 16
     /// Examples one rank contributes to one optimisation step (batch x accumulation).
     public static let examplesPerRankStep = 1 << 20
+    /// Examples of a data set.
+    public static let examples = 1 << 40
     /// Optimisation steps, and the intervals counted in steps.
     public static let steps = 1_000_000_000
     /// Epochs.

@@ -6,15 +6,17 @@ import Training
 enum PlotCommand: Command {
     static let spec = CommandSpec(
         name: "plot",
-        summary: "Draw the train and eval loss curves of a run (its metrics.jsonl) as an SVG file.",
+        summary: "Draw a run's train and eval loss and its learning rate (its metrics.jsonl) as an SVG file.",
         positionals: [("RUN_DIR", "a train --output-dir")],
-        flags: [.option("--output", "FILE", "where to write the picture (default: RUN_DIR/loss.svg)")])
+        flags: [.option("--output", "FILE", "where to write the picture (default: RUN_DIR/loss.svg)"),
+                .option("--title", "TEXT", "the chart's title (default: RUN_DIR's name, as train draws it)")])
 
     static func run(_ arguments: ParsedArguments, console: Console) throws {
         let directory = URL(fileURLWithPath: try arguments.positional(0, "RUN_DIR"))
         let records = try MetricsLog.read(path: directory.appendingPathComponent("metrics.jsonl").path)
         let output = arguments.string("--output") ?? directory.appendingPathComponent("loss.svg").path
-        try AtomicFile.write(Data(LossChart.svg(records).utf8), to: output)
+        let title = arguments.string("--title") ?? directory.absoluteURL.standardized.lastPathComponent
+        try AtomicFile.write(Data(LossChart.svg(records, title: title).utf8), to: output)
         console.print("wrote \(output) from \(records.count) records")
     }
 }

@@ -48,13 +48,26 @@ enum TrainCommand: Command {
             .option("--adam-beta2", "B", "AdamW beta2", default: "0.999"),
             .option("--adam-epsilon", "E", "AdamW epsilon", default: "1e-8"),
             .option("--max-grad-norm", "N", "clip the global gradient norm (0 = off)", default: "1.0"),
-            .option("--lr-scheduler-type", "KIND", "linear, cosine, constant or constant_with_warmup", default: "linear"),
+            .option("--lr-scheduler-type", "KIND", LearningRateSchedule.Kind.allCases.map(\.rawValue).joined(separator: ", "),
+                    default: LearningRateSchedule.Kind.default.rawValue),
+            .option("--lr-scheduler-kwargs", "JSON", "the scheduler's settings under transformers' names, e.g. {\"num_cycles\": 2} or {\"min_lr_rate\": 0.1}"),
             .option("--warmup-steps", "N", "warmup steps, or a ratio of the total below 1", default: "0"),
             .option("--logging-steps", "N", "log (and append to metrics.jsonl) every N steps", default: "10", maximum: CountLimit.steps),
+            .option("--report-to", "none|tensorboard|all", "also write the logged metrics as TensorBoard event files (all: every integration, i.e. tensorboard)", default: "none"),
+            .option("--logging-dir", "DIR", "TensorBoard log directory (default: OUTPUT/runs/DATE_HOST)"),
             .option("--eval-strategy", "WHEN", "no, steps or epoch", default: "steps"),
             .option("--eval-steps", "N", "evaluate every N steps (default: --logging-steps)", maximum: CountLimit.steps),
             .option("--save-steps", "N", "write a checkpoint every N steps (and at the end)", default: "500", maximum: CountLimit.steps),
+            .option("--save-strategy", "WHEN", "no, steps, epoch or best (at an evaluation that improves --metric-for-best-model)", default: "steps"),
             .option("--save-total-limit", "N", "keep only the newest N checkpoints (and the best)", maximum: CountLimit.steps),
+            .toggle("--load-best-model-at-end", "the final model is the best checkpoint's (needs matching --eval-strategy and --save-strategy)"),
+            .option("--metric-for-best-model", "NAME", "loss or perplexity, of the evaluation", default: "loss"),
+            .toggle("--greater-is-better", "a higher --metric-for-best-model is better (default: lower, as for loss and perplexity)"),
+            .option("--early-stopping-patience", "N", "stop after N evaluations without an improvement of more than --early-stopping-threshold", maximum: CountLimit.steps),
+            .option("--early-stopping-threshold", "X", "how much an evaluation must improve the best metric to count", default: "0"),
+            .toggle("--eval-on-start", "evaluate once before the first step"),
+            .option("--max-train-samples", "N", "train on the first N examples only (after the validation split and packing)", maximum: CountLimit.examples),
+            .option("--max-eval-samples", "N", "evaluate on the first N validation examples only", maximum: CountLimit.examples),
             .option("--resume-from-checkpoint", "auto|latest|DIR", "continue a run exactly from a checkpoint (auto: the latest if there is one, else start afresh)"),
             .option("--sample-steps", "N", "log 3 ideas generated from the bos token every N steps (0: never)", default: "0", maximum: CountLimit.steps),
             .option("--replica-check-steps", "N", "under MPI, compare the ranks' parameter checksums every N steps (0: at start and end only)", default: "100",
@@ -132,14 +145,37 @@ enum TrainCommand: Command {
             throw CLIError.usage(command: spec.name, message: "--lr-scheduler-type must be one of \(LearningRateSchedule.Kind.allCases.map(\.rawValue).joined(separator: ", "))")
         }
         settings.lrSchedulerType = scheduler
+        do {
+            settings.lrSchedulerKwargs = try LearningRateSchedule.Options(json: arguments.string("--lr-scheduler-kwargs") ?? "{}", for: scheduler, peak: settings.learningRate)
+        } catch let error as TrainingError {
+            throw CLIError.usage(command: spec.name, message: error.description)
+        }
         settings.warmupSteps = try arguments.required("--warmup-steps")
         settings.loggingSteps = try positiveInt(arguments, "--logging-steps")
+        guard let reportTo = TrainingArguments.ReportTarget(rawValue: try arguments.required("--report-to")) else {
+            throw CLIError.usage(command: spec.name, message: "--report-to must be none, tensorboard or all")
+        }
+        settings.reportTo = reportTo
+        settings.loggingDir = arguments.string("--logging-dir")
         guard let strategy = TrainingArguments.EvaluationStrategy(rawValue: try arguments.required("--eval-strategy")) else {
             throw CLIError.usage(command: spec.name, message: "--eval-strategy must be no, steps or epoch")
         }
         settings.evalStrategy = strategy
         settings.evalSteps = try arguments.string("--eval-steps").map { _ in try positiveInt(arguments, "--eval-steps") }
         settings.saveSteps = try positiveInt(arguments, "--save-steps")
+        guard let saveStrategy = TrainingArguments.SaveStrategy(rawValue: try arguments.required("--save-strategy")) else {
+            throw CLIError.usage(command: spec.name, message: "--save-strategy must be no, steps, epoch or best")
+        }
+        settings.saveStrategy = saveStrategy
+        settings.loadBestModelAtEnd = arguments.isSet("--load-best-model-at-end")
+        settings.metricForBestModel = try arguments.required("--metric-for-best-model")
+        settings.greaterIsBetter = arguments.isSet("--greater-is-better") ? true : nil
+        settings.earlyStoppingPatience = try arguments.string("--early-stopping-patience").map { _ in try positiveInt(arguments, "--early-stopping-patience") }
+        settings.earlyStoppingThreshold = try arguments.double("--early-stopping-threshold")!
+        guard settings.earlyStoppingThreshold >= 0 else { throw CLIError.usage(command: spec.name, message: "--early-stopping-threshold must be 0 or more") }
+        settings.evalOnStart = arguments.isSet("--eval-on-start")
+        settings.maxTrainSamples = try arguments.string("--max-train-samples").map { _ in try positiveInt(arguments, "--max-train-samples") }
+        settings.maxEvalSamples = try arguments.string("--max-eval-samples").map { _ in try positiveInt(arguments, "--max-eval-samples") }
         settings.saveTotalLimit = try arguments.string("--save-total-limit").map { _ in try positiveInt(arguments, "--save-total-limit") }
         settings.resumeFromCheckpoint = arguments.string("--resume-from-checkpoint")
         settings.sampleSteps = try arguments.int("--sample-steps")!
@@ -147,6 +183,7 @@ enum TrainCommand: Command {
         settings.allreduceBucketMB = try arguments.double("--allreduce-bucket-mb")!
         guard settings.allreduceBucketMB > 0 else { throw CLIError.usage(command: spec.name, message: "--allreduce-bucket-mb must be positive") }
         settings.overlapAllreduce = arguments.isSet("--overlap-allreduce")
+        if let problem = settings.bestModelSettingsProblem() { throw CLIError.usage(command: spec.name, message: problem) }
         // Before any rank starts: a model whose training state cannot fit is refused at once.
         if let directory = settings.modelNameOrPath {
             try GPT2Model.loadConfig(directory: directory).requireTrainingMemory(source: GPT2Model.configPath(directory: directory))
@@ -163,7 +200,8 @@ enum TrainCommand: Command {
             // (a refusal ends the job from rank 0).
             var runDirectory: RunDirectory?, resumePath: String?
             if communicator.isMain {
-                let finalFileNames = [GPT2Model.configFileName, GPT2Model.weightsFileName, GPT2Tokenizer.fastTokenizerFileName] + GPT2Tokenizer.savedFileNames
+                let finalFileNames = [GPT2Model.configFileName, GPT2Model.weightsFileName, GenerationConfig.fileName, GPT2Tokenizer.fastTokenizerFileName]
+                    + GPT2Tokenizer.savedFileNames
                 (runDirectory, resumePath) = try RunDirectory.start(settings, finalFileNames: finalFileNames, log: output.log)
             }
             try communicator.barrier()
@@ -181,13 +219,16 @@ enum TrainCommand: Command {
             let trainer = try Trainer(arguments: settings, model: run.model, train: run.train, validation: run.validation,
                                       collator: run.collator, communicator: communicator, runDirectory: runDirectory,
                                       tokenizerFingerprint: run.tokenizerFingerprint, output: output,
-                                      extraFiles: { directory in try run.tokenizer?.save(to: URL(fileURLWithPath: directory)) })
+                                      extraFiles: { directory in
+                                          try run.generationConfig.write(directory: directory)
+                                          try run.tokenizer?.save(to: URL(fileURLWithPath: directory))
+                                      })
             if let resumePath, communicator.isMain { try trainer.resume(from: resumePath) }
             try trainer.synchronizeReplicas()
             let trainLoss = try trainer.train()
             guard communicator.isMain else { return }
             console.print("train_loss: \(Float(trainLoss))")
-            if let best = trainer.state.bestEvalLoss { console.print("best_eval_loss: \(Float(best))") }
+            if let best = trainer.state.bestMetric { console.print("best_eval_\(settings.bestModelMetric.rawValue): \(Float(best))") }
             console.print("model: \(outputDir)")
         }
     }

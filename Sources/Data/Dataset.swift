@@ -18,7 +18,9 @@ public struct Dataset: RandomAccessCollection, Sendable {
         let size: Int
         /// Where each selected example starts in that stream, and where the last one ends.
         let exampleStarts: [Int]
-        var count: Int { exampleStarts.last! / size }
+        /// Only the first blocks (`--max-train-samples`); nil: all of them.
+        var blockLimit: Int?
+        var count: Int { Swift.min(exampleStarts.last! / size, blockLimit ?? .max) }
     }
 
     public init(storage: TokenStorage) {
@@ -87,6 +89,17 @@ public struct Dataset: RandomAccessCollection, Sendable {
         for position in indices { starts.append(starts.last! + length(at: position)) }
         return Dataset(storage: storage, selection: selection, lengthLimit: lengthLimit,
                        packing: Packing(size: blockSize, exampleStarts: starts), truncatedCount: truncatedCount)
+    }
+
+    /// The first `limit` examples (or blocks, once packed).
+    public func first(_ limit: Int) -> Dataset {
+        if var packing {
+            packing.blockLimit = Swift.min(limit, packing.count)
+            return Dataset(storage: storage, selection: selection, lengthLimit: lengthLimit, packing: packing, truncatedCount: truncatedCount)
+        }
+        let kept = Array(indices.prefix(limit))
+        return Dataset(storage: storage, selection: kept.map { selection?[$0] ?? $0 }, lengthLimit: lengthLimit, packing: nil,
+                       truncatedCount: kept.count { storage.range(of: selection?[$0] ?? $0).count > lengthLimit })
     }
 
     /// Splits off a seeded random `fraction` as validation data (at least one example each side).

@@ -6,50 +6,6 @@ import SafeTensors
 import Glibc
 #endif
 
-/// Where a run is: enough, with the weights and optimiser moments, to continue exactly.
-public struct TrainerState: Codable, Sendable, Equatable {
-    public var globalStep = 0
-    public var epoch = 0.0
-    public var totalSteps = 0
-    /// The data order is a function of the seed and the global batch size; a resume with another
-    /// global batch size continues from the same example count instead of the same step.
-    public var globalBatchSize = 0
-    public var worldSize = 1
-    public var seed: UInt64 = 0
-    public var bestEvalLoss: Double?
-    public var bestCheckpoint: String?
-    /// Losses of the steps since the last log line, so a resumed run logs the same windows.
-    public var windowLossSum = 0.0
-    public var windowSteps = 0
-    public var trainLossSum = 0.0
-    public var tokenizerFingerprint = ""
-    public var logHistory: [MetricsRecord] = []
-
-    public init() {}
-
-    /// The first field that no run could have written, as a message naming it; nil when all are sound.
-    func invalidField() -> String? {
-        let finite: [(String, Double?)] = [("epoch", epoch), ("window_loss_sum", windowLossSum), ("train_loss_sum", trainLossSum), ("best_eval_loss", bestEvalLoss)]
-        if let (name, value) = finite.first(where: { $0.1.map { !$0.isFinite } ?? false }) { return "field '\(name)' is \(value!), not a finite number" }
-        let counts: [(String, Int, ClosedRange<Int>)] = [
-            ("global_step", globalStep, 0...Int.max), ("max_steps", totalSteps, 1...Int.max), ("global_batch_size", globalBatchSize, 1...Int.max),
-            ("world_size", worldSize, 1...Int.max), ("window_steps", windowSteps, 0...max(globalStep, 0)),
-        ]
-        if let (name, value, range) = counts.first(where: { !$0.2.contains($0.1) }) {
-            return "field '\(name)' is \(value); it must be " + (range.upperBound == Int.max ? "\(range.lowerBound) or more" : "between \(range.lowerBound) and \(range.upperBound)")
-        }
-        if epoch < 0 { return "field 'epoch' is \(epoch), below 0" }
-        return nil
-    }
-
-    enum CodingKeys: String, CodingKey {
-        case globalStep = "global_step", epoch, totalSteps = "max_steps", globalBatchSize = "global_batch_size"
-        case worldSize = "world_size", seed, bestEvalLoss = "best_eval_loss", bestCheckpoint = "best_model_checkpoint"
-        case windowLossSum = "window_loss_sum", windowSteps = "window_steps", trainLossSum = "train_loss_sum"
-        case tokenizerFingerprint = "tokenizer_fingerprint", logHistory = "log_history"
-    }
-}
-
 /// `OUTPUT/checkpoint-STEP/`: the model in Hugging Face's layout, AdamW's moments, the trainer
 /// state and the resolved arguments. It is written into a hidden temporary directory, every file
 /// flushed, a completion marker written last, and only then renamed into place, so a crash never
@@ -57,7 +13,9 @@ public struct TrainerState: Codable, Sendable, Equatable {
 public enum Checkpoint {
     public static let marker = "checkpoint.complete"
     public static let optimizerFileName = "optimizer.safetensors"
+    /// `Trainer`'s own file, in its layout; what only this program needs is in `runStateFileName`.
     public static let stateFileName = "trainer_state.json"
+    public static let runStateFileName = "gpt2_ddp_state.json"
     public static let argumentsFileName = "training_args.json"
     public static let prefix = "checkpoint-"
 
@@ -79,7 +37,8 @@ public enum Checkpoint {
                                   buffers: [("exp_avg.", optimizer.firstMoment), ("exp_avg_sq.", optimizer.secondMoment)],
                                   metadata: ["step": String(optimizer.stepCount)])
             try extraFiles(temporary.path)
-            try AtomicFile.write(try json(state), to: temporary.appendingPathComponent(stateFileName).path)
+            try AtomicFile.write(try json(TrainerStateFile(state, arguments: arguments)), to: temporary.appendingPathComponent(stateFileName).path)
+            try AtomicFile.write(try json(RunStateFile(state)), to: temporary.appendingPathComponent(runStateFileName).path)
             try AtomicFile.write(try json(arguments), to: temporary.appendingPathComponent(argumentsFileName).path)
             try AtomicFile.write(Data("step \(state.globalStep)\n".utf8), to: temporary.appendingPathComponent(marker).path)
             if fileManager.fileExists(atPath: path) {
@@ -126,31 +85,44 @@ public enum Checkpoint {
         }.sorted { $0.0 < $1.0 }
     }
 
-    /// Deletes the oldest complete checkpoints beyond `limit`, never the best one, and nothing
-    /// that this program did not write (directories without the marker stay).
+    /// Deletes the oldest complete checkpoints beyond `limit`, as `Trainer._rotate_checkpoints` does:
+    /// the best one counts among the kept and is never deleted, nor is the newest (a limit of 1 with
+    /// a best that is not the newest keeps both). Directories without the marker are never touched.
     public static func prune(in outputDir: String, keep limit: Int, best: String?) throws {
-        let checkpoints = list(in: outputDir)
-        var excess = checkpoints.count - limit
-        for checkpoint in checkpoints where excess > 0 && checkpoint.path != best {
-            try FileManager.default.removeItem(atPath: checkpoint.path)
-            excess -= 1
+        var checkpoints = list(in: outputDir).map(\.path)
+        if let best, let index = checkpoints.firstIndex(of: best), index < checkpoints.count - 1 {
+            checkpoints.remove(at: index)
+            checkpoints.insert(best, at: checkpoints.count - 1)  // second to last: kept beside the newest
+        }
+        let kept = limit == 1 && best != nil && checkpoints.last != best ? 2 : limit
+        for path in checkpoints.dropLast(kept) {
+            try FileManager.default.removeItem(atPath: path)
         }
     }
 
     public static func readState(_ path: String) throws -> (state: TrainerState, arguments: TrainingArguments) {
         guard isComplete(path) else { throw TrainingError.cannotResume(path: path, problem: "not a complete checkpoint (no \(marker))") }
-        func decode<T: Decodable>(_ name: String, as type: T.Type) throws -> T {
+        func read(_ name: String) throws -> (file: String, data: Data) {
             let file = URL(fileURLWithPath: path).appendingPathComponent(name).path
             guard let data = FileManager.default.contents(atPath: file) else { throw TrainingError.cannotResume(path: file, problem: "missing or unreadable") }
+            return (file, data)
+        }
+        func decode<T: Decodable>(_ type: T.Type, _ file: String, _ data: Data) throws -> T {
             do { return try JSONDecoder().decode(type, from: data) } catch let error as DecodingError {
                 throw TrainingError.cannotResume(path: file, problem: describe(error))
             }
         }
-        let state = try decode(stateFileName, as: TrainerState.self)
-        if let problem = state.invalidField() {
-            throw TrainingError.cannotResume(path: URL(fileURLWithPath: path).appendingPathComponent(stateFileName).path, problem: problem)
+        let (stateFile, stateData) = try read(stateFileName), (runFile, runData) = try read(runStateFileName)
+        let state = TrainerState(try decode(TrainerStateFile.self, stateFile, stateData), try decode(RunStateFile.self, runFile, runData))
+        if let (name, problem) = state.invalidField() {
+            throw TrainingError.cannotResume(path: TrainerState.trainerFields.contains(name) ? stateFile : runFile, problem: "field '\(name)' \(problem)")
         }
-        return (state, try decode(argumentsFileName, as: TrainingArguments.self))
+        // Settings added since the checkpoint was written take their defaults.
+        let (argumentsFile, argumentsData) = try read(argumentsFileName)
+        let saved = try decode([String: JSONValue].self, argumentsFile, argumentsData)
+        let defaults = try JSONDecoder().decode([String: JSONValue].self, from: JSONEncoder().encode(TrainingArguments(outputDir: "", trainFile: "")))
+        let arguments = try decode(TrainingArguments.self, argumentsFile, try JSONEncoder().encode(defaults.merging(saved) { $1 }))
+        return (state, arguments)
     }
 
     /// What is wrong with a JSON file, in terms of its fields rather than the decoder's.
@@ -166,9 +138,8 @@ public enum Checkpoint {
         }
     }
 
-    /// Loads weights and optimiser moments into `model` and `optimizer`, after checking that the
-    /// checkpoint's model config equals the run's.
-    public static func restore(from path: String, model: GPT2Model, optimizer: AdamW) throws {
+    /// Loads the checkpoint's weights into `model`, after checking that its model config is the run's.
+    public static func restoreWeights(from path: String, model: GPT2Model) throws {
         let configPath = URL(fileURLWithPath: path).appendingPathComponent(GPT2Model.configFileName).path
         let config = try GPT2Config.load(path: configPath)
         let differences = model.config.differences(from: config)
@@ -177,6 +148,12 @@ public enum Checkpoint {
         }
         let (saved, _) = try GPT2Model.load(directory: path)
         model.parameters.copy(from: saved.parameters)
+    }
+
+    /// Loads weights and optimiser moments into `model` and `optimizer`, after checking that the
+    /// checkpoint's model config equals the run's.
+    public static func restore(from path: String, model: GPT2Model, optimizer: AdamW) throws {
+        try restoreWeights(from: path, model: model)
         let optimizerFile = try SafeTensorsFile(path: URL(fileURLWithPath: path).appendingPathComponent(optimizerFileName).path)
         try model.readWeights(from: optimizerFile, namePrefix: "exp_avg.", into: optimizer.firstMoment)
         try model.readWeights(from: optimizerFile, namePrefix: "exp_avg_sq.", into: optimizer.secondMoment)

@@ -14,6 +14,8 @@ public struct PreparedRun {
     public let collator: Collator
     /// Identifies the tokenizer's vocabulary and added tokens, so a resume can refuse another one.
     public let tokenizerFingerprint: String
+    /// What `save_pretrained` writes beside the model, with the eos `Trainer` leaves in it.
+    public let generationConfig: GenerationConfig
 
     /// Loads or initialises the model; `validationRequired` makes a missing validation set an error
     /// (evaluation), otherwise the validation split applies (0 = none).
@@ -108,7 +110,11 @@ public struct PreparedRun {
             }
         }
         // Only once the data has read without error, so that a bad file gives a one-line error.
+        let originalEOS = model.config.eosTokenID
         if let tokenizer { fit(model, to: tokenizer, log: log) }
+        // Trainer aligns the generation config too: it stops at the tokenizer's eos and the model's old one.
+        var generationConfig = try GenerationConfig(modelConfig: model.config)
+        if let eos = model.config.eosTokenID { generationConfig.eosTokenIDs = [eos] + [originalEOS].compactMap { $0 }.filter { $0 != eos } }
         // Every id is checked before training starts, not when its batch comes up.
         let vocabularySize = model.config.vocabSize
         for (path, storage, lines) in filesRead {
@@ -129,12 +135,16 @@ public struct PreparedRun {
             dataset = dataset.packed(blockSize: blockSize)
             guard dataset.count > 0 else { throw DataError(path: dataFile, problem: "has fewer tokens than one --block-size block") }
         }
+        // As run_clm.py: the first examples after the split (and the grouping into blocks).
+        if let limit = arguments.maxTrainSamples { dataset = dataset.first(limit) }
+        if let limit = arguments.maxEvalSamples { validation = validation?.first(limit) }
         guard let padID = model.config.padTokenID ?? model.config.eosTokenID else {
             throw TrainingError.invalidSetting("the model config has neither pad_token_id nor eos_token_id to pad with")
         }
         let tokenizerFingerprint = tokenizer.map(fingerprint(of:)) ?? "pretokenized"
         return PreparedRun(model: model, tokenizer: tokenizer, train: dataset, validation: validation,
-                           collator: Collator(padTokenID: Int32(padID)), tokenizerFingerprint: tokenizerFingerprint)
+                           collator: Collator(padTokenID: Int32(padID)), tokenizerFingerprint: tokenizerFingerprint,
+                           generationConfig: generationConfig)
     }
 
     /// What decides the ids a tokenizer gives: its vocabulary and merges (by their digest), its

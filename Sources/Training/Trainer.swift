@@ -50,8 +50,11 @@ public final class Trainer {
     private let reducer: GradientReducer?
     /// Rank 0's locked output directory; nil on the other ranks, which write nothing.
     private let runDirectory: RunDirectory?
+    /// Rank 0's TensorBoard event file, with --report-to tensorboard.
+    private let tensorBoard: TensorBoardWriter?
 
-    /// `extraFiles` writes what a checkpoint holds besides the model and optimiser (the tokenizer).
+    /// `extraFiles` writes what a checkpoint holds besides the model and optimiser (the generation
+    /// config and the tokenizer).
     public init(arguments: TrainingArguments, model: GPT2Model, train: Dataset, validation: Dataset?, collator: Collator,
                 communicator: Communicator, runDirectory: RunDirectory?, tokenizerFingerprint: String, output: TrainerOutput,
                 extraFiles: @escaping (String) throws -> Void) throws {
@@ -65,6 +68,9 @@ public final class Trainer {
             throw TrainingError.invalidSetting("--warmup-steps expects a whole number of steps or a ratio below 1, got '\(arguments.warmupSteps)'")
         }
         arguments.resolvedWarmupSteps = warmup
+        if validation == nil, let flag = arguments.flagNeedingEvaluation {
+            throw TrainingError.invalidSetting("\(flag) needs validation data: give --validation-file or a --validation-split above 0")
+        }
         self.arguments = arguments
         self.model = model
         self.validation = validation
@@ -73,8 +79,9 @@ public final class Trainer {
         self.extraFiles = extraFiles
         self.runDirectory = runDirectory
         metrics = MetricsLog(directory: arguments.outputDir)
+        tensorBoard = try runDirectory.flatMap { try TensorBoardWriter.start(for: arguments, in: $0, log: output.log) }
         schedule = LearningRateSchedule(kind: arguments.lrSchedulerType, peak: arguments.learningRate, warmupSteps: warmup,
-                                        totalSteps: arguments.totalSteps)
+                                        totalSteps: arguments.totalSteps, options: arguments.lrSchedulerKwargs)
         optimizer = AdamW(layout: model.layout, settings: .init(beta1: arguments.adamBeta1, beta2: arguments.adamBeta2,
                                                                 epsilon: arguments.adamEpsilon, weightDecay: arguments.weightDecay))
         state = TrainerState()
@@ -143,6 +150,7 @@ public final class Trainer {
         state.totalSteps = arguments.totalSteps
         state.globalBatchSize = loader.globalBatchSize
         state.worldSize = communicator.size
+        try tensorBoard?.resume(after: state.globalStep)
         output.log("resumed from \(path) at step \(state.globalStep)" + (changes.isEmpty ? "" : "; changed: " + changes.joined(separator: ", ")))
     }
 
@@ -154,7 +162,8 @@ public final class Trainer {
         var tokensSinceLog = 0.0
         var trainingSecondsSinceLog = 0.0
         logStart()
-        while state.globalStep < arguments.totalSteps {
+        if arguments.evalOnStart && state.globalStep == 0 { try runEvaluation() }
+        while state.globalStep < arguments.totalSteps && !state.trainingStopped {
             let step = state.globalStep
             let stepStart = Date()
             let learningRate = schedule.learningRate(at: step)
@@ -217,8 +226,21 @@ public final class Trainer {
             case .steps: state.globalStep % (arguments.evalSteps ?? arguments.loggingSteps) == 0
             case .epoch: epochEnded
             }
-            if evaluateNow && state.globalStep < arguments.totalSteps { try runEvaluation() }
-            if state.globalStep % arguments.saveSteps == 0 && state.globalStep < arguments.totalSteps { try saveCheckpoint() }
+            let improved = evaluateNow && state.globalStep < arguments.totalSteps ? try runEvaluation() : false
+            if state.trainingStopped {
+                let patience = arguments.earlyStoppingPatience ?? 0
+                output.log("early stopping at step \(state.globalStep): \(patience) evaluation(s) without an improvement of more than \(arguments.earlyStoppingThreshold)")
+                try record(["step": .number(Double(state.globalStep)), "epoch": .number(state.epoch), "early_stopping": .bool(true),
+                            "early_stopping_patience": .number(Double(patience))])
+            }
+            let saveNow = switch arguments.saveStrategy {
+            case .no: false
+            case .steps: state.globalStep % arguments.saveSteps == 0
+            case .epoch: epochEnded
+            case .best: improved
+            }
+            // The last step's checkpoint is written after the loop.
+            if saveNow && state.globalStep < arguments.totalSteps && !state.trainingStopped { try saveCheckpoint() }
             if arguments.replicaCheckSteps > 0 && state.globalStep % arguments.replicaCheckSteps == 0 { try verifyReplicas() }
             if arguments.sampleSteps > 0 && state.globalStep % arguments.sampleSteps == 0, communicator.isMain, let samples = output.samples {
                 let texts = try samples(model, state.globalStep)
@@ -230,7 +252,8 @@ public final class Trainer {
         // A run resumed from its own final checkpoint has evaluated at this step already.
         let evaluatedNow = state.logHistory.contains { $0["eval_loss"] != nil && $0["step"]?.doubleValue == Double(state.globalStep) }
         if arguments.evalStrategy != .no && validation != nil && !evaluatedNow { try runEvaluation() }
-        try saveCheckpoint()
+        if arguments.saveStrategy != .no { try saveCheckpoint() }
+        if arguments.loadBestModelAtEnd { try loadBestModel() }
         let trainLoss = state.trainLossSum / Double(max(state.globalStep, 1))
         var summary: MetricsRecord = ["step": .number(Double(state.globalStep)), "epoch": .number(state.epoch), "train_loss": .float(trainLoss),
                                       "train_runtime": .number((Date().timeIntervalSince(start) * 1000).rounded() / 1000)]
@@ -255,8 +278,11 @@ public final class Trainer {
             + "\(arguments.perDeviceTrainBatchSize) x \(arguments.gradientAccumulationSteps) accumulation, warmup \(arguments.resolvedWarmupSteps)")
     }
 
-    public func runEvaluation() throws {
-        guard let validation else { return }
+    /// Evaluates on the validation set, records it and follows the best metric; returns whether
+    /// this evaluation is the best so far.
+    @discardableResult
+    public func runEvaluation() throws -> Bool {
+        guard let validation else { return false }
         let loss = try evaluate(model: model, dataset: validation, batchSize: arguments.perDeviceEvalBatchSize,
                                 collator: loader.collator, communicator: communicator)
         try record(["step": .number(Double(state.globalStep)), "epoch": .number(state.epoch), "eval_loss": .float(loss.mean),
@@ -264,10 +290,29 @@ public final class Trainer {
         guard loss.mean.isFinite else {
             throw TrainingError.notFinite("eval_loss is \(loss.mean.isNaN ? "NaN" : "\(loss.mean)") at step \(state.globalStep) (learning rate \(schedule.learningRate(at: state.globalStep - 1))); the last checkpoint is intact: lower --learning-rate and resume from it")
         }
-        if state.bestEvalLoss.map({ loss.mean < $0 }) ?? true {
-            state.bestEvalLoss = loss.mean
-            state.bestCheckpoint = Checkpoint.directory(in: arguments.outputDir, step: state.globalStep)
+        let value = arguments.bestModelMetric == .perplexity ? exp(loss.mean) : loss.mean
+        let improved = state.bestMetric.map { arguments.greaterIsBetter == true ? value > $0 : value < $0 } ?? true
+        // EarlyStoppingCallback: only an improvement larger than the threshold resets the count.
+        if let patience = arguments.earlyStoppingPatience {
+            let counts = state.bestMetric.map { improved && abs(value - $0) > arguments.earlyStoppingThreshold } ?? true
+            state.earlyStoppingPatienceCounter = counts ? 0 : state.earlyStoppingPatienceCounter + 1
+            if state.earlyStoppingPatienceCounter >= patience { state.trainingStopped = true }
         }
+        if improved { (state.bestMetric, state.bestGlobalStep) = (value, state.globalStep) }
+        return improved
+    }
+
+    /// The final model becomes the best checkpoint's (`--load-best-model-at-end`); rank 0 alone
+    /// saves it, so rank 0 alone loads it.
+    private func loadBestModel() throws {
+        guard communicator.isMain else { return }
+        guard let best = state.bestModelCheckpoint, let step = state.bestGlobalStep, let metric = state.bestMetric else {
+            output.log("--load-best-model-at-end: no checkpoint holds the best evaluation; the final model is the last step's")
+            return
+        }
+        guard step != state.globalStep else { return }  // the last step's weights are the best
+        try Checkpoint.restoreWeights(from: best, model: model)
+        output.log("loaded the best model from \(best) (eval_\(arguments.bestModelMetric.rawValue) \(Float(metric)) at step \(step)) to save as the final model")
     }
 
     /// Rank 0 logs and appends to metrics.jsonl (and redraws loss.svg after an evaluation).
@@ -275,13 +320,19 @@ public final class Trainer {
         state.logHistory.append(record)
         guard communicator.isMain else { return }
         try metrics.append(record)
+        try tensorBoard?.append(record, step: state.globalStep)
         let text = record.sorted { $0.key < $1.key }.map { key, value in
+            switch value {
+            case let .bool(flag): return "\(key)=\(flag)"
+            case let .string(text): return "\(key)=\(text)"
+            default: break
+            }
             guard let number = value.doubleValue else { return "\(key)=\(value)" }
             return "\(key)=\(number == number.rounded() && abs(number) < 1e15 ? String(Int(number)) : String(Float(number).description))"
         }
         output.log(text.joined(separator: " "))
         if record["eval_loss"] != nil {
-            try AtomicFile.write(Data(LossChart.svg(state.logHistory).utf8), to: URL(fileURLWithPath: arguments.outputDir).appendingPathComponent(LossChart.fileName).path)
+            try AtomicFile.write(Data(LossChart.svg(state.logHistory, title: URL(fileURLWithPath: arguments.outputDir).lastPathComponent).utf8), to: URL(fileURLWithPath: arguments.outputDir).appendingPathComponent(LossChart.fileName).path)
         }
     }
 
@@ -307,10 +358,11 @@ public final class Trainer {
     }
 
     private func saveCheckpoint() throws {
+        let path = Checkpoint.directory(in: arguments.outputDir, step: state.globalStep)
+        if state.bestGlobalStep == state.globalStep { state.bestModelCheckpoint = path }
         if communicator.isMain {
-            let path = Checkpoint.directory(in: arguments.outputDir, step: state.globalStep)
             try Checkpoint.write(to: path, model: model, optimizer: optimizer, state: state, arguments: arguments, extraFiles: extraFiles)
-            if let limit = arguments.saveTotalLimit { try Checkpoint.prune(in: arguments.outputDir, keep: limit, best: state.bestCheckpoint) }
+            if let limit = arguments.saveTotalLimit { try Checkpoint.prune(in: arguments.outputDir, keep: limit, best: state.bestModelCheckpoint) }
             output.log("saved \(path)")
         }
         try communicator.barrier()

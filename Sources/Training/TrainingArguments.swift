@@ -5,6 +5,8 @@ import GPT2
 /// checkpoint as `training_args.json`.
 public struct TrainingArguments: Codable, Sendable, Equatable {
     public enum EvaluationStrategy: String, Codable, Sendable, CaseIterable { case no, steps, epoch }
+    /// `best`: a checkpoint at each evaluation that improves the metric for the best model.
+    public enum SaveStrategy: String, Codable, Sendable, CaseIterable { case no, steps, epoch, best }
 
     // Where and what.
     public var outputDir: String
@@ -38,7 +40,9 @@ public struct TrainingArguments: Codable, Sendable, Equatable {
     public var adamBeta2 = 0.999
     public var adamEpsilon = 1e-8
     public var maxGradNorm = 1.0
-    public var lrSchedulerType = LearningRateSchedule.Kind.linear
+    public var lrSchedulerType = LearningRateSchedule.Kind.default
+    /// `--lr-scheduler-kwargs`: only the keys given (the others are the scheduler's defaults).
+    public var lrSchedulerKwargs = LearningRateSchedule.Options()
     /// As given: whole steps, or a ratio below 1 of the total.
     public var warmupSteps = "0"
     public var seed: UInt64 = 42
@@ -47,10 +51,28 @@ public struct TrainingArguments: Codable, Sendable, Equatable {
     public var loggingSteps = 10
     public var evalStrategy = EvaluationStrategy.steps
     public var evalSteps: Int?
+    public var saveStrategy = SaveStrategy.steps
     public var saveSteps = 500
     public var saveTotalLimit: Int?
+    /// The final model is the best checkpoint's (by `metricForBestModel`).
+    public var loadBestModelAtEnd = false
+    /// `loss` or `perplexity` (with or without the `eval_` prefix).
+    public var metricForBestModel = "loss"
+    /// nil: lower is better (both metrics are).
+    public var greaterIsBetter: Bool?
+    /// Stop after this many evaluations without an improvement larger than the threshold.
+    public var earlyStoppingPatience: Int?
+    public var earlyStoppingThreshold = 0.0
+    public var evalOnStart = false
+    /// Only the first N training (evaluation) examples, after the split (and packing).
+    public var maxTrainSamples: Int?
+    public var maxEvalSamples: Int?
     /// Log a few generated examples every N steps (0: never).
     public var sampleSteps = 0
+    /// Where the logged metrics also go (TensorBoard event files), and into which folder (nil:
+    /// OUTPUT/runs/DATE_HOST, chosen by rank 0 when the run starts).
+    public var reportTo = ReportTarget.none
+    public var loggingDir: String?
     public var resumeFromCheckpoint: String?
     public var overwriteOutputDir = false
 
@@ -82,9 +104,14 @@ public struct TrainingArguments: Codable, Sendable, Equatable {
         case gradientAccumulationSteps = "gradient_accumulation_steps", numTrainEpochs = "num_train_epochs", maxSteps = "max_steps"
         case learningRate = "learning_rate", weightDecay = "weight_decay", adamBeta1 = "adam_beta1", adamBeta2 = "adam_beta2"
         case adamEpsilon = "adam_epsilon", maxGradNorm = "max_grad_norm", lrSchedulerType = "lr_scheduler_type"
+        case lrSchedulerKwargs = "lr_scheduler_kwargs"
         case warmupSteps = "warmup_steps", seed, loggingSteps = "logging_steps", evalStrategy = "eval_strategy"
-        case evalSteps = "eval_steps", saveSteps = "save_steps", saveTotalLimit = "save_total_limit"
-        case sampleSteps = "sample_steps", resumeFromCheckpoint = "resume_from_checkpoint", overwriteOutputDir = "overwrite_output_dir"
+        case evalSteps = "eval_steps", saveStrategy = "save_strategy", saveSteps = "save_steps", saveTotalLimit = "save_total_limit"
+        case loadBestModelAtEnd = "load_best_model_at_end", metricForBestModel = "metric_for_best_model", greaterIsBetter = "greater_is_better"
+        case earlyStoppingPatience = "early_stopping_patience", earlyStoppingThreshold = "early_stopping_threshold", evalOnStart = "eval_on_start"
+        case maxTrainSamples = "max_train_samples", maxEvalSamples = "max_eval_samples"
+        case sampleSteps = "sample_steps", reportTo = "report_to", loggingDir = "logging_dir"
+        case resumeFromCheckpoint = "resume_from_checkpoint", overwriteOutputDir = "overwrite_output_dir"
         case replicaCheckSteps = "replica_check_steps", overlapAllreduce = "overlap_allreduce", allreduceBucketMB = "allreduce_bucket_mb"
         case worldSize = "world_size", totalSteps = "total_steps", resolvedWarmupSteps = "resolved_warmup_steps"
     }
@@ -101,6 +128,37 @@ public struct TrainingArguments: Codable, Sendable, Equatable {
 }
 
 extension TrainingArguments {
+    public enum BestModelMetric: String, Sendable { case loss, perplexity }
+
+    /// `--metric-for-best-model`, with or without `Trainer`'s `eval_` prefix.
+    public var bestModelMetric: BestModelMetric {
+        BestModelMetric(rawValue: metricForBestModel.hasPrefix("eval_") ? String(metricForBestModel.dropFirst(5)) : metricForBestModel) ?? .loss
+    }
+
+    /// The first flag given that works on evaluations (and so needs validation data).
+    public var flagNeedingEvaluation: String? {
+        [(saveStrategy == .best, "--save-strategy best"), (loadBestModelAtEnd, "--load-best-model-at-end"),
+         (earlyStoppingPatience != nil, "--early-stopping-patience"), (evalOnStart, "--eval-on-start")].first(where: \.0)?.1
+    }
+
+    /// The checks `TrainingArguments.__post_init__` makes of the strategies, and this program's of
+    /// the metric; nil when they hold.
+    public func bestModelSettingsProblem() -> String? {
+        let metricName = metricForBestModel.hasPrefix("eval_") ? String(metricForBestModel.dropFirst(5)) : metricForBestModel
+        if BestModelMetric(rawValue: metricName) == nil { return "--metric-for-best-model must be loss or perplexity (eval_loss, eval_perplexity), got '\(metricForBestModel)'" }
+        if evalStrategy == .no, let flag = flagNeedingEvaluation { return "\(flag) needs evaluations: give --eval-strategy steps or epoch" }
+        if loadBestModelAtEnd && saveStrategy != .best {
+            guard saveStrategy.rawValue == evalStrategy.rawValue else {
+                return "--load-best-model-at-end requires the save and eval strategy to match, but found --eval-strategy \(evalStrategy.rawValue) and --save-strategy \(saveStrategy.rawValue)"
+            }
+            let evaluationInterval = evalSteps ?? loggingSteps
+            if saveStrategy == .steps && saveSteps % evaluationInterval != 0 {
+                return "--load-best-model-at-end requires --save-steps to be a round multiple of --eval-steps, but found \(saveSteps) and \(evaluationInterval)"
+            }
+        }
+        return nil
+    }
+
     /// Settings that name a run's own start rather than what it trains: they may differ on resume.
     static let perStartKeys = Set([CodingKeys.resumeFromCheckpoint, .overwriteOutputDir, .worldSize, .totalSteps, .resolvedWarmupSteps].map(\.stringValue))
 

@@ -152,20 +152,23 @@ struct OutputDirectoryTests {
     @Test func aCheckpointsBadFieldIsOneLineNamingFileAndField() throws {
         let run = try TestPaths.temporaryDirectory("bad-state").appendingPathComponent("run")
         try #require(train(run, steps: 2).status == 0)
-        let state = URL(fileURLWithPath: Checkpoint.directory(in: run.path, step: 2)).appendingPathComponent(Checkpoint.stateFileName)
-        let original = try String(contentsOf: state, encoding: .utf8)
-        let cases: [(String, Int, String)] = [
-            (original.replacingOccurrences(of: #""global_step" : 2"#, with: #""global_step" : -1"#), 6, "field 'global_step' is -1; it must be 0 or more"),
-            (original, 1, "global_step 2 is past this run's last step 1"),
-            ("{\"global_step\": ", 6, "is not valid JSON"),
-            (original.replacingOccurrences(of: #""global_step" : 2"#, with: #""global_step" : "two""#), 6, "field 'global_step' is not a number"),
-            (original.replacingOccurrences(of: #""world_size" : 1"#, with: #""world_size" : 0"#), 6, "field 'world_size' is 0; it must be 1 or more"),
+        let checkpoint = URL(fileURLWithPath: Checkpoint.directory(in: run.path, step: 2))
+        let state = checkpoint.appendingPathComponent(Checkpoint.stateFileName), runState = checkpoint.appendingPathComponent(Checkpoint.runStateFileName)
+        let (original, originalRun) = (try String(contentsOf: state, encoding: .utf8), try String(contentsOf: runState, encoding: .utf8))
+        let cases: [(URL, String, Int, String)] = [
+            (state, original.replacingOccurrences(of: #""global_step" : 2"#, with: #""global_step" : -1"#), 6, "field 'global_step' is -1; it must be 0 or more"),
+            (state, original, 1, "global_step 2 is past this run's last step 1"),
+            (state, "{\"global_step\": ", 6, "is not valid JSON"),
+            (state, original.replacingOccurrences(of: #""global_step" : 2"#, with: #""global_step" : "two""#), 6, "field 'global_step' is not a number"),
+            (runState, originalRun.replacingOccurrences(of: #""world_size" : 1"#, with: #""world_size" : 0"#), 6, "field 'world_size' is 0; it must be 1 or more"),
         ]
-        for (text, steps, message) in cases {
-            try text.write(to: state, atomically: true, encoding: .utf8)
+        for (file, text, steps, message) in cases {
+            try original.write(to: state, atomically: true, encoding: .utf8)
+            try originalRun.write(to: runState, atomically: true, encoding: .utf8)
+            try text.write(to: file, atomically: true, encoding: .utf8)
             let result = train(run, steps: steps, ["--resume-from-checkpoint", "latest"])
             let last = result.error.split(separator: "\n").last ?? ""
-            #expect(result.status == 2 && last.hasPrefix("gpt2-ddp train: error: \(state.path): cannot resume: \(message)"), "\(message): \(result.error)")
+            #expect(result.status == 2 && last.hasPrefix("gpt2-ddp train: error: \(file.path): cannot resume: \(message)"), "\(message): \(result.error)")
             #expect(!result.error.contains("DecodingError"), "\(result.error)")
         }
     }
