@@ -192,6 +192,7 @@ extension RunDirectory {
         let path = directory.path
         let cacheDir = settings.cacheDir ?? directory.url(Self.defaultCacheName).path
         for line in Self.removeStaleTemporaries(in: [path, cacheDir]) { log(line) }
+        try directory.adoptRunWithoutManifest(ownNames: Self.logFileNames + finalFileNames + [Self.defaultCacheName], log: log)
         let foreign = directory.foreignEntries()
         if let checkpoint = foreign.first(where: { $0.hasPrefix(Checkpoint.prefix) && Int($0.dropFirst(Checkpoint.prefix.count)) != nil }) {
             throw TrainingError.refused("\(directory.url(checkpoint).path): not a checkpoint this program wrote (no \(Checkpoint.marker)), and a run would replace it; move it out of \(path)")
@@ -239,6 +240,17 @@ extension RunDirectory {
             if let dropped = try metrics.keepRecords(throughStep: step) { log(dropped) }
         }
         return (directory, resume)
+    }
+
+    /// A run of this program from before the manifest (complete checkpoints and a metrics.jsonl):
+    /// the names such a run wrote are taken as its own.
+    func adoptRunWithoutManifest(ownNames: [String], log: (String) -> Void) throws {
+        let fileManager = FileManager.default
+        guard !fileManager.fileExists(atPath: url(Self.manifestName).path), !Checkpoint.list(in: path).isEmpty,
+              fileManager.fileExists(atPath: url(MetricsLog.fileName).path) else { return }
+        let adopted = ownNames.filter { fileManager.fileExists(atPath: url($0).path) }
+        try claim(adopted)
+        log("\(path): a gpt2-ddp run from before \(Self.manifestName); took \(adopted.joined(separator: ", ")) as its files")
     }
 
     /// A run never deletes what it reads from: refuses when an input lies in what is to be removed.

@@ -71,6 +71,22 @@ struct OutputDirectoryTests {
         #expect(Checkpoint.list(in: notes.path).map(\.step) == [2], "the first run's checkpoint 4 was removed")
     }
 
+    @Test func aRunFromBeforeTheManifestIsStillARun() throws {
+        let run = try TestPaths.temporaryDirectory("legacy").appendingPathComponent("run")
+        try #require(train(run).status == 0)
+        // As 1.0 left a run: complete checkpoints, metrics.jsonl and the final model, no manifest.
+        try FileManager.default.removeItem(at: run.appendingPathComponent(RunDirectory.manifestName))
+        let again = train(run, steps: 2, ["--overwrite-output-dir"])
+        #expect(again.status == 0 && again.error.contains("a gpt2-ddp run from before \(RunDirectory.manifestName)"), "\(again.error)")
+        #expect(Checkpoint.list(in: run.path).map(\.step) == [2])
+        // Without a checkpoint of this program, the same files are a user's.
+        let user = try TestPaths.temporaryDirectory("not-legacy").appendingPathComponent("run")
+        try #require(train(user).status == 0)
+        for name in [RunDirectory.manifestName, "checkpoint-2", "checkpoint-4"] { try FileManager.default.removeItem(at: user.appendingPathComponent(name)) }
+        let refused = train(user, ["--overwrite-output-dir"])
+        #expect(refused.status == 2 && refused.error.contains("not written by gpt2-ddp, and this run would overwrite it"), "\(refused.error)")
+    }
+
     @Test func anOutputDirInsideAFileIsNamed() throws {
         let file = try TestPaths.temporaryDirectory("file").appendingPathComponent("plain")
         try "x".write(to: file, atomically: true, encoding: .utf8)
