@@ -39,6 +39,9 @@ enum ForwardBackwardCommand: Command {
         let directory = try arguments.required("--model-name-or-path")
         let batchPath = try arguments.required("--batch")
         let outputPath = try arguments.required("--output")
+        guard !FileManager.default.fileExists(atPath: outputPath) else {
+            throw CLIError.refusal("\(outputPath): exists; give a new --output (forward-backward never writes over a file)")
+        }
         let (model, report) = try GPT2Model.load(directory: directory)
         InfoCommand.warnUnexpected(report, console: console)
         let batch = try loadBatch(path: batchPath)

@@ -56,6 +56,14 @@ public final class RunDirectory {
 
     deinit { close(lockDescriptor) }
 
+    /// Whether the manifest of the run in `directory` lists `name`, read without taking the lock
+    /// (for a command that writes one of a finished run's files again, as `plot` does).
+    public static func lists(_ name: String, in directory: String) -> Bool {
+        let manifest = URL(fileURLWithPath: directory).appendingPathComponent(manifestName).path
+        guard let data = FileManager.default.contents(atPath: manifest), let files = try? JSONDecoder().decode(Manifest.self, from: data).files else { return false }
+        return files.contains(name)
+    }
+
     struct Manifest: Codable { var files: [String] }
 
     func url(_ name: String) -> URL { URL(fileURLWithPath: path).appendingPathComponent(name) }

@@ -87,6 +87,22 @@ struct OutputDirectoryTests {
         #expect(refused.status == 2 && refused.error.contains("not written by gpt2-ddp, and this run would overwrite it"), "\(refused.error)")
     }
 
+    @Test func otherCommandsNeverWriteOverAUsersFile() throws {
+        let directory = try TestPaths.temporaryDirectory("other-commands")
+        let mine = directory.appendingPathComponent("mine.safetensors")
+        try Data("keep".utf8).write(to: mine)
+        let forward = runCLI(["forward-backward", "--model-name-or-path", tinyModel, "--batch", fixtures.appendingPathComponent("batch.json").path,
+                              "--output", mine.path])
+        #expect(forward.status == 2 && forward.error.contains("\(mine.path): exists"), "\(forward.error)")
+        // plot draws a run's own chart again, but not over a file of the user's.
+        let run = directory.appendingPathComponent("run")
+        try #require(train(run, steps: 2).status == 0)
+        #expect(runCLI(["plot", run.path]).status == 0 && runCLI(["plot", run.path]).status == 0)
+        let plotted = runCLI(["plot", run.path, "--output", mine.path])
+        #expect(plotted.status == 2 && plotted.error.contains("\(mine.path): exists and is not a chart this run wrote"), "\(plotted.error)")
+        #expect(try Data(contentsOf: mine) == Data("keep".utf8))
+    }
+
     @Test func anOutputDirInsideAFileIsNamed() throws {
         let file = try TestPaths.temporaryDirectory("file").appendingPathComponent("plain")
         try "x".write(to: file, atomically: true, encoding: .utf8)
