@@ -20,12 +20,16 @@ public struct MetricsLog {
         path = URL(fileURLWithPath: directory).appendingPathComponent(Self.fileName).path
     }
 
-    public func append(_ record: MetricsRecord) throws {
+    /// A record as its line of the file. JSON has no NaN or infinity: such a value (a perplexity
+    /// that overflowed) is written as null.
+    static func line(_ record: MetricsRecord) throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
-        // JSON has no NaN or infinity: such a value (a perplexity that overflowed) is written as null.
-        var line = try encoder.encode(record.mapValues { $0.doubleValue.map { $0.isFinite } == false ? JSONValue.null : $0 })
-        line.append(UInt8(ascii: "\n"))
+        return try encoder.encode(record.mapValues { $0.doubleValue.map { $0.isFinite } == false ? JSONValue.null : $0 }) + Data("\n".utf8)
+    }
+
+    public func append(_ record: MetricsRecord) throws {
+        let line = try Self.line(record)
         let descriptor = open(path, O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC, 0o644)
         guard descriptor >= 0 else { throw TrainingError.io(path: path, problem: "cannot be opened for appending: \(String(cString: strerror(errno)))") }
         defer { close(descriptor) }
@@ -51,10 +55,8 @@ public struct MetricsLog {
         let records = try Self.read(path: path)
         let kept = records.filter { ($0["step"]?.doubleValue ?? 0) <= Double(step) && $0["train_loss"] == nil }
         guard kept.count < records.count else { return nil }
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys, .withoutEscapingSlashes]
         var data = Data()
-        for record in kept { data += try encoder.encode(record) + Data("\n".utf8) }
+        for record in kept { data += try Self.line(record) }
         try AtomicFile.write(data, to: path)
         return "\(path): dropped \(records.count - kept.count) records of the steps after \(step), which this run logs again"
     }

@@ -37,9 +37,7 @@ public final class RunDirectory {
             close(descriptor)
             throw TrainingError.refused("\(path): another gpt2-ddp run is using this output dir (\(holder.isEmpty ? "its process is starting" : holder)); wait for it to end or pick another --output-dir")
         }
-        var host = [CChar](repeating: 0, count: 256)
-        gethostname(&host, host.count - 1)
-        let holder = Array("process \(getpid()) on \(String(cString: host))\n".utf8)
+        let holder = Array("process \(getpid()) on \(hostName())\n".utf8)
         ftruncate(descriptor, 0)
         _ = holder.withUnsafeBytes { pwrite(descriptor, $0.baseAddress, $0.count, 0) }
         lockDescriptor = descriptor
@@ -266,13 +264,31 @@ extension RunDirectory {
         let inputs: [(String, String?)] = [("--model-name-or-path", settings.modelNameOrPath), ("--tokenizer", settings.tokenizer),
                                            ("--train-file", settings.trainFile), ("--validation-file", settings.validationFile),
                                            ("--model-config", settings.modelConfig)]
-        func resolved(_ path: String) -> String { URL(fileURLWithPath: path).resolvingSymlinksInPath().standardizedFileURL.path }
         for (flag, input) in inputs {
             guard let input, FileManager.default.fileExists(atPath: input) else { continue }
-            let inputPath = resolved(input)
-            if let removedPath = removed.first(where: { inputPath == resolved($0) || inputPath.hasPrefix(resolved($0) + "/") }) {
+            let inputPath = canonicalPath(input)
+            if let removedPath = removed.first(where: { inputPath == canonicalPath($0) || inputPath.hasPrefix(canonicalPath($0) + "/") }) {
                 throw TrainingError.refused("\(flag) \(input) is part of the earlier run in \(settings.outputDir) (\(removedPath)), which --overwrite-output-dir would remove; copy it elsewhere first, or resume with --resume-from-checkpoint")
             }
         }
     }
+}
+
+/// This machine's name, as a lock holder and an event file name give it.
+func hostName() -> String {
+    var host = [CChar](repeating: 0, count: 256)
+    gethostname(&host, host.count - 1)
+    return String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
+}
+
+/// The absolute path with symbolic links resolved as far as it exists, so that two spellings of a
+/// path (relative, through a link, not yet created below some folder) compare equal.
+func canonicalPath(_ path: String) -> String {
+    var existing = URL(fileURLWithPath: path).standardizedFileURL
+    var rest: [String] = []
+    while !FileManager.default.fileExists(atPath: existing.path) && existing.path != "/" {
+        rest.insert(existing.lastPathComponent, at: 0)
+        existing.deleteLastPathComponent()
+    }
+    return rest.reduce(existing.resolvingSymlinksInPath()) { $0.appendingPathComponent($1) }.path
 }

@@ -160,8 +160,7 @@ public struct PreparedRun {
 
     /// Whether two paths name one file, however spelled (relative, through a symbolic link).
     static func sameFile(_ first: String, _ second: String) -> Bool {
-        func resolved(_ path: String) -> String { URL(fileURLWithPath: path).standardizedFileURL.resolvingSymlinksInPath().path }
-        return resolved(first) == resolved(second)
+        canonicalPath(first) == canonicalPath(second)
     }
 
     /// The tokenizer with the recipe's special tokens added.

@@ -33,12 +33,6 @@ public final class TensorBoardWriter {
         return String(format: "events.out.tfevents.%010ld.%@.%d.%ld", Int(Date().timeIntervalSince1970), hostName(), getpid(), count)
     }
 
-    static func hostName() -> String {
-        var host = [CChar](repeating: 0, count: 256)
-        gethostname(&host, host.count - 1)
-        return String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
-    }
-
     /// Creates `directory` if needed and a new event file `fileName` in it, starting with the
     /// file_version event. A file of that name is never overwritten.
     public init(directory: String, fileName: String = TensorBoardWriter.nextFileName()) throws {
@@ -130,7 +124,7 @@ extension TensorBoardWriter {
             ?? (arguments.resumeFromCheckpoint != nil && runDirectory.owned.contains(runsFolderName) ? newestFolder(in: runs) : nil)
             ?? runs.appendingPathComponent(defaultRunName()).path
         let fileName = nextFileName()
-        let output = resolved(arguments.outputDir), file = resolved(URL(fileURLWithPath: directory).appendingPathComponent(fileName).path)
+        let output = canonicalPath(arguments.outputDir), file = canonicalPath(URL(fileURLWithPath: directory).appendingPathComponent(fileName).path)
         if file.hasPrefix(output + "/") {
             let topLevel = String(file.dropFirst(output.count + 1).prefix { $0 != "/" })
             if !FileManager.default.fileExists(atPath: URL(fileURLWithPath: output).appendingPathComponent(topLevel).path) {
@@ -150,17 +144,5 @@ extension TensorBoardWriter {
                   let date = values.contentModificationDate else { return nil }
             return (url.path, date)
         }.max { $0.1 < $1.1 }?.0
-    }
-
-    /// The absolute path with symlinks resolved as far as it exists, so that a logging dir named
-    /// through another path to the output dir is still seen to lie inside it.
-    static func resolved(_ path: String) -> String {
-        var existing = URL(fileURLWithPath: path).standardizedFileURL
-        var rest: [String] = []
-        while !FileManager.default.fileExists(atPath: existing.path) && existing.path != "/" {
-            rest.insert(existing.lastPathComponent, at: 0)
-            existing.deleteLastPathComponent()
-        }
-        return rest.reduce(existing.resolvingSymlinksInPath()) { $0.appendingPathComponent($1) }.path
     }
 }
