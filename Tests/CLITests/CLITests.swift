@@ -49,13 +49,15 @@ let tinyModel = fixtures.appendingPathComponent("tiny-gpt2").path
 }
 
 @Test func badArgumentsGiveOneLineErrors() throws {
+    // forward-backward refuses an --output that exists, so this one is new.
+    let output = try TestPaths.temporaryDirectory("bad-arguments").appendingPathComponent("out.safetensors").path
     let cases: [([String], Int32, String)] = [
         (["train-everything"], 2, "unknown command 'train-everything'"),
         (["info", tinyModel, "--colour"], 2, "unknown flag '--colour'"),
         (["forward-backward", "--model-name-or-path", tinyModel], 2, "--batch is required"),
         (["forward-backward", "--model-name-or-path"], 2, "--model-name-or-path needs a value"),
         (["info", "/no/such/dir"], 1, "/no/such/dir: no such file or directory"),
-        (["forward-backward", "--model-name-or-path", tinyModel, "--batch", "/no/batch.json", "--output", "/tmp/x"], 1, "/no/batch.json: no such file"),
+        (["forward-backward", "--model-name-or-path", tinyModel, "--batch", "/no/batch.json", "--output", output], 1, "/no/batch.json: no such file"),
     ]
     for (arguments, status, message) in cases {
         let result = runCLI(arguments)
