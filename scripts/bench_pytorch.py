@@ -3,9 +3,9 @@
     python scripts/bench_pytorch.py                      # the full table (B=4 and 16, T=64, 1 and 2 threads)
     python scripts/bench_pytorch.py --batch-size 4 --seq-len 64 --num-threads 1 --steps 5
 
-A GPT2LMHeadModel from a GPT2Config preset with random weights (dropout off, as gpt2-ddp has none),
-random tokens, labels = inputs (transformers shifts them), torch.optim.AdamW. Prints one JSON object
-per configuration and measurement with the fields `gpt2-ddp bench --json` prints:
+A GPT2LMHeadModel from a GPT2Config preset with random weights, in training mode, with dropout
+`--dropout P` at its three sites (default 0, as the kernel tables in BENCHMARKS.md), random tokens,
+labels = inputs (transformers shifts them), torch.optim.AdamW. Prints one JSON object per configuration and measurement with the fields `gpt2-ddp bench --json` prints:
   what = "train_step"        forward + backward + AdamW step (zero_grad included)
   what = "forward_backward"  forward + backward only, which is what gpt2-ddp's step does today
 ms_per_step is the median of the timed steps, after two untimed warm-up steps. GFLOP/s use the same
@@ -34,10 +34,10 @@ def training_flops_per_token(config, seq_len):
     return 6 * matmul_weights + 3 * attention
 
 
-def bench(model_name, batch_size, seq_len, num_threads, steps, seed):
+def bench(model_name, batch_size, seq_len, num_threads, steps, seed, dropout, measurements):
     torch.set_num_threads(num_threads)
     torch.manual_seed(seed)
-    config = GPT2Config(**PRESETS[model_name], resid_pdrop=0.0, embd_pdrop=0.0, attn_pdrop=0.0)
+    config = GPT2Config(**PRESETS[model_name], resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout)
     model = GPT2LMHeadModel(config).train()
     optimizer = torch.optim.AdamW(model.parameters(), lr=1e-4)
     tokens = torch.randint(0, config.vocab_size, (batch_size, seq_len))
@@ -53,6 +53,8 @@ def bench(model_name, batch_size, seq_len, num_threads, steps, seed):
 
     flops_per_token = training_flops_per_token(config, seq_len)
     for what, step in (("train_step", train_step), ("forward_backward", forward_backward)):
+        if what not in measurements:
+            continue
         times = []
         for index in range(steps + 2):
             model.zero_grad(set_to_none=True)
@@ -65,7 +67,7 @@ def bench(model_name, batch_size, seq_len, num_threads, steps, seed):
         tokens_per_second = batch_size * seq_len / median
         print(json.dumps({
             "what": what, "program": "pytorch", "model": model_name, "batch_size": batch_size, "seq_len": seq_len,
-            "num_threads": num_threads, "steps": steps, "ms_per_step": round(median * 1000, 2),
+            "num_threads": num_threads, "dropout": dropout, "steps": steps, "ms_per_step": round(median * 1000, 2),
             "tokens_per_second": round(tokens_per_second, 2),
             "gflops_per_second": round(flops_per_token * tokens_per_second / 1e9, 2),
         }), flush=True)
@@ -79,6 +81,9 @@ def main():
     parser.add_argument("--num-threads", type=int)
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1)
+    parser.add_argument("--dropout", type=float, default=0.0, help="embd_pdrop, attn_pdrop and resid_pdrop")
+    parser.add_argument("--what", nargs="+", choices=["train_step", "forward_backward"],
+                        default=["train_step", "forward_backward"], help="the measurements to make")
     arguments = parser.parse_args()
     batch_sizes = [arguments.batch_size] if arguments.batch_size else [4, 16]
     seq_lens = [arguments.seq_len] if arguments.seq_len else [64]
@@ -86,7 +91,8 @@ def main():
     for num_threads in thread_counts:
         for batch_size in batch_sizes:
             for seq_len in seq_lens:
-                bench(arguments.model_config, batch_size, seq_len, num_threads, arguments.steps, arguments.seed)
+                bench(arguments.model_config, batch_size, seq_len, num_threads, arguments.steps, arguments.seed, arguments.dropout,
+                      arguments.what)
 
 
 if __name__ == "__main__":

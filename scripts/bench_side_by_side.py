@@ -6,6 +6,10 @@ the medians and their ratios (the figures in BENCHMARKS.md).
     python scripts/bench_side_by_side.py --rounds 3 --steps 5 --raw runs/bench.jsonl
     python scripts/bench_side_by_side.py --matmul      # only gpt2-ddp's matrix multiplication table
     python scripts/bench_side_by_side.py --generate --rounds 3   # generation against transformers' generate()
+    python scripts/bench_side_by_side.py --dropout-cost 0.1 --batch-sizes 16   # each step with dropout 0.1 and 0
+    python scripts/bench_side_by_side.py --matmul-paths avx2 avx512   # gpt2-ddp's step on each matmul path
+
+Steps run with dropout `--dropout P` in both programs (default 0: the kernels' comparison).
 
 Needs torch and transformers for the PyTorch side (not for --matmul). Optional, never in CI.
 """
@@ -22,8 +26,9 @@ PYTORCH = [sys.executable, os.path.join(ROOT, "scripts", "bench_pytorch.py")]
 GENERATE_REFERENCE = [sys.executable, os.path.join(ROOT, "scripts", "bench_generate_reference.py")]
 
 
-def run_json(command, raw):
-    output = subprocess.run(command, check=True, capture_output=True, text=True).stdout
+def run_json(command, raw, environment=None):
+    output = subprocess.run(command, check=True, capture_output=True, text=True,
+                            env=dict(os.environ, **(environment or {}))).stdout
     objects = [json.loads(line) for line in output.splitlines() if line.startswith("{")]
     if raw:
         for item in objects:
@@ -32,42 +37,89 @@ def run_json(command, raw):
     return objects
 
 
+def dropout_flags(probability):
+    """The same dropout at GPT-2's three sites in both programs."""
+    overrides = ",".join(f"{name}={probability}" for name in ("embd_pdrop", "attn_pdrop", "resid_pdrop"))
+    return ["--config-overrides", overrides], ["--dropout", str(probability)]
+
+
 def median_of(results, key):
     return statistics.median(item[key] for item in results)
 
 
+def step_shape(arguments, threads, batch):
+    return ["--batch-size", str(batch), "--seq-len", str(arguments.seq_len), "--num-threads", str(threads),
+            "--steps", str(arguments.steps)]
+
+
 def training_steps(arguments, raw):
+    """gpt2-ddp's step (once per --matmul-paths path) and PyTorch's, alternating round by round."""
     configurations = [(threads, batch) for threads in arguments.threads for batch in arguments.batch_sizes]
-    swift = {c: [] for c in configurations}
+    paths = arguments.matmul_paths or [None]
+    swift = {(c, path): [] for c in configurations for path in paths}
     pytorch = {c: [] for c in configurations}
     pytorch_forward_backward = {c: [] for c in configurations}
-    peaks = []
+    peaks = {path: [] for path in paths}
     for round_index in range(arguments.rounds):
         for threads, batch in configurations:
-            shape = ["--batch-size", str(batch), "--seq-len", str(arguments.seq_len), "--num-threads", str(threads),
-                     "--steps", str(arguments.steps)]
-            for item in run_json(SWIFT + ["--model-config", "gpt2"] + shape, raw):
-                if item["what"] == "peak":
-                    peaks.append(item["gflops_per_second"])
-                else:
-                    swift[(threads, batch)].append(item)
-            for item in run_json(PYTORCH + shape, raw):
+            shape = step_shape(arguments, threads, batch)
+            swift_dropout, pytorch_dropout = dropout_flags(arguments.dropout)
+            for path in paths:
+                environment = {"GPT2_DDP_MATMUL": path} if path else {}
+                for item in run_json(SWIFT + ["--model-config", "gpt2"] + shape + swift_dropout, raw, environment):
+                    if item["what"] == "peak":
+                        peaks[path].append(item["gflops_per_second"])
+                    else:
+                        swift[((threads, batch), path)].append(dict(item, matmul_path=path))
+            for item in run_json(PYTORCH + shape + pytorch_dropout, raw):
                 (pytorch if item["what"] == "train_step" else pytorch_forward_backward)[(threads, batch)].append(item)
             print(f"round {round_index + 1}: threads={threads} B={batch} done", file=sys.stderr)
 
-    peak = statistics.median(peaks)
-    print(f"Measured peak: {peak:.1f} GFLOP/s per core (median of {len(peaks)} measurements).\n")
-    print("| threads | B×T | gpt2-ddp ms/step | gpt2-ddp tokens/s | of peak | PyTorch train step ms | tokens/s "
+    for path in paths:
+        print(f"Measured peak{' for ' + path if path else ''}: {statistics.median(peaks[path]):.1f} GFLOP/s per core "
+              f"(median of {len(peaks[path])} measurements).")
+    print("\n| threads | B×T | matmul | gpt2-ddp ms/step | gpt2-ddp tokens/s | of peak | PyTorch train step ms | tokens/s "
           "| ratio | PyTorch fwd+bwd ms | tokens/s | ratio |")
-    print("|---|---|---|---|---|---|---|---|---|---|---|")
+    print("|---|---|---|---|---|---|---|---|---|---|---|---|")
     for threads, batch in configurations:
-        ours = swift[(threads, batch)]
         theirs, theirs_fb = pytorch[(threads, batch)], pytorch_forward_backward[(threads, batch)]
-        ours_tps, theirs_tps, theirs_fb_tps = (median_of(x, "tokens_per_second") for x in (ours, theirs, theirs_fb))
-        fraction = median_of(ours, "gflops_per_second") / (peak * threads)
-        print(f"| {threads} | {batch}×{arguments.seq_len} | {median_of(ours, 'ms_per_step'):.0f} | {ours_tps:.1f} | "
-              f"{100 * fraction:.0f}% | {median_of(theirs, 'ms_per_step'):.0f} | {theirs_tps:.1f} | {ours_tps / theirs_tps:.2f}x | "
-              f"{median_of(theirs_fb, 'ms_per_step'):.0f} | {theirs_fb_tps:.1f} | {ours_tps / theirs_fb_tps:.2f}x |")
+        theirs_tps, theirs_fb_tps = (median_of(x, "tokens_per_second") for x in (theirs, theirs_fb))
+        for path in paths:
+            ours = swift[((threads, batch), path)]
+            ours_tps = median_of(ours, "tokens_per_second")
+            fraction = median_of(ours, "gflops_per_second") / (statistics.median(peaks[path]) * threads)
+            print(f"| {threads} | {batch}×{arguments.seq_len} | {path or 'chosen'} | {median_of(ours, 'ms_per_step'):.0f} | "
+                  f"{ours_tps:.1f} | {100 * fraction:.0f}% | {median_of(theirs, 'ms_per_step'):.0f} | {theirs_tps:.1f} | "
+                  f"{ours_tps / theirs_tps:.2f}x | {median_of(theirs_fb, 'ms_per_step'):.0f} | {theirs_fb_tps:.1f} | "
+                  f"{ours_tps / theirs_fb_tps:.2f}x |")
+
+
+def dropout_cost(arguments, raw):
+    """Each program's training step with dropout P and with 0, the four runs alternating round by round."""
+    probability = arguments.dropout_cost
+    configurations = [(threads, batch) for threads in arguments.threads for batch in arguments.batch_sizes]
+    steps = {}
+    for round_index in range(arguments.rounds):
+        for threads, batch in configurations:
+            shape = step_shape(arguments, threads, batch)
+            for p in (probability, 0.0):
+                swift_dropout, pytorch_dropout = dropout_flags(p)
+                for program, command in (("gpt2-ddp", SWIFT + ["--model-config", "gpt2"] + swift_dropout),
+                                         ("pytorch", PYTORCH + pytorch_dropout + ["--what", "train_step"])):
+                    for item in run_json(command + shape, raw):
+                        if item["what"] == "train_step":
+                            steps.setdefault((program, threads, batch, p), []).append(item["ms_per_step"])
+            print(f"round {round_index + 1}: threads={threads} B={batch} done", file=sys.stderr)
+    print(f"Training step ms (medians over {arguments.rounds} rounds of the median of {arguments.steps} steps), "
+          f"dropout {probability} at GPT-2's three sites against none.\n")
+    print(f"| threads | B×T | gpt2-ddp p=0 | gpt2-ddp p={probability} | cost | PyTorch p=0 | PyTorch p={probability} | cost |")
+    print("|---|---|---|---|---|---|---|---|")
+    for threads, batch in configurations:
+        cells = []
+        for program in ("gpt2-ddp", "pytorch"):
+            without, with_dropout = (statistics.median(steps[(program, threads, batch, p)]) for p in (0.0, probability))
+            cells += [f"{without:.0f}", f"{with_dropout:.0f}", f"{100 * (with_dropout / without - 1):+.1f}%"]
+        print(f"| {threads} | {batch}×{arguments.seq_len} | " + " | ".join(cells) + " |")
 
 
 def matrix_multiplications(arguments, raw):
@@ -130,6 +182,10 @@ def main():
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     parser.add_argument("--matmul", action="store_true", help="only gpt2-ddp's matrix multiplication table")
     parser.add_argument("--generate", action="store_true", help="generation against transformers' generate()")
+    parser.add_argument("--matmul-paths", nargs="+", choices=["avx2", "avx512"],
+                        help="time gpt2-ddp's step once per matmul path (GPT2_DDP_MATMUL); default: the one it chooses")
+    parser.add_argument("--dropout", type=float, default=0.0, help="dropout at GPT-2's three sites, both programs")
+    parser.add_argument("--dropout-cost", type=float, metavar="P", help="each step with dropout P and with none")
     parser.add_argument("--raw", help="append every JSON line measured to this file")
     arguments = parser.parse_args()
     raw = open(arguments.raw, "a") if arguments.raw else None
@@ -137,6 +193,8 @@ def main():
         matrix_multiplications(arguments, raw)
     elif arguments.generate:
         generation(arguments, raw)
+    elif arguments.dropout_cost is not None:
+        dropout_cost(arguments, raw)
     else:
         training_steps(arguments, raw)
 

@@ -13,6 +13,7 @@ enum BenchCommand: Command {
             + "it runs the full table. Use a release build.",
         flags: [
             .option("--model-config", "NAME|FILE", "time one training step configuration of this preset or config.json (default gpt2)"),
+            InitCommand.configOverridesFlag,
             .option("--batch-size", "B", "sequences per step (default 4)", maximum: CountLimit.batchSize),
             .option("--seq-len", "T", "tokens per sequence (default 64)", maximum: CountLimit.tokens),
             .option("--num-threads", "N", "threads (default: the cores this process may run on, \(Kernels.availableCoreCount))", maximum: CountLimit.threads),
@@ -39,7 +40,7 @@ enum BenchCommand: Command {
             return try timeAllReduce(megabytes: megabytes, steps: steps, console: console)
         }
         if arguments.isSet("--generate") { return try timeGeneration(arguments, steps: steps, seed: seed, console: console) }
-        let singleConfiguration = ["--model-config", "--batch-size", "--seq-len", "--num-threads"].contains { arguments.string($0) != nil }
+        let singleConfiguration = ["--model-config", "--config-overrides", "--batch-size", "--seq-len", "--num-threads"].contains { arguments.string($0) != nil }
         let savedThreadCount = Kernels.threadCount
         defer { Kernels.threadCount = savedThreadCount }
         let corePeak = Kernels.measureCorePeakGFLOPS()
@@ -146,8 +147,9 @@ enum BenchCommand: Command {
         }
     }
 
-    /// A whole training step on random tokens, as the trainer takes it: forward, backward
-    /// (gradients zeroed first), clipping and AdamW (weight decay 0.01); the median of `steps`.
+    /// A whole training step on random tokens, as the trainer takes it: forward (with the config's
+    /// dropout), backward (gradients zeroed first), clipping and AdamW (weight decay 0.01); the
+    /// median of `steps`.
     static func timeTrainingStep(model: GPT2Model, modelName: String, batchSize B: Int, sequenceLength T: Int, threads: Int,
                                  steps: Int, seed: UInt64, report: Report) throws {
         Kernels.threadCount = threads
@@ -156,14 +158,16 @@ enum BenchCommand: Command {
         let batch = try Batch(inputIDs: (0..<B).map { _ in (0..<T).map { _ in Int(generator.next() % vocabulary) } })
         let optimizer = AdamW(layout: model.layout, settings: .init(weightDecay: 0.01))
         let milliseconds = try medianMilliseconds(steps: steps) {
-            let loss = try model.forward(batch)
+            let loss = try model.forward(batch, dropout: DropoutKey(seed: seed, step: 0, firstExample: 0))
             model.zeroGradients()
             model.backward(lossScale: 1 / Float(loss.count))
             let clipping = gradientClipping(model.gradients, maxNorm: 1)
             optimizer.update(parameters: model.parameters, gradients: model.gradients, learningRate: 5e-5, gradientScale: clipping.scale)
         }
         let tokensPerSecond = Double(B * T) / (milliseconds / 1000)
-        report.line(what: "train_step", fields: [("model", .string(modelName))], batchSize: B, sequenceLength: T, threads: threads,
+        let config = model.config
+        let dropout = [config.embdPdrop, config.attnPdrop, config.residPdrop].map { "\($0)" }.joined(separator: "/")
+        report.line(what: "train_step", fields: [("model", .string(modelName)), ("dropout_embd_attn_resid", .string(dropout))], batchSize: B, sequenceLength: T, threads: threads,
                     steps: steps, milliseconds: milliseconds, tokensPerSecond: tokensPerSecond,
                     gflops: model.config.trainingFlopsPerToken(sequenceLength: T) * tokensPerSecond / 1e9)
     }

@@ -12,6 +12,10 @@ enum ForwardBackwardCommand: Command {
             .option("--model-name-or-path", "DIR", "model directory as save_pretrained writes it"),
             .option("--batch", "FILE", "JSON with input_ids and optionally attention_mask and labels (rows of equal length)"),
             .option("--output", "FILE", "safetensors file to write: loss [1], logits [B, T, V] and grad.NAME for every parameter"),
+            .toggle("--dropout", "apply the config's dropout as training does (off by default, as in evaluation)"),
+            .option("--seed", "N", "with --dropout: the run seed the masks are keyed by", default: "42"),
+            .option("--step", "N", "with --dropout: the optimiser step the masks are keyed by (rows are examples 0, 1, ... of its batch)", default: "0"),
+            InitCommand.configOverridesFlag,
         ])
 
     struct BatchFile: Decodable {
@@ -42,12 +46,16 @@ enum ForwardBackwardCommand: Command {
         guard !FileManager.default.fileExists(atPath: outputPath) else {
             throw CLIError.refusal("\(outputPath): exists; give a new --output (forward-backward never writes over a file)")
         }
+        guard let seed = UInt64(try arguments.required("--seed")), let step = Int(try arguments.required("--step")), step >= 0 else {
+            throw CLIError.usage(command: spec.name, message: "--seed and --step must be non-negative integers")
+        }
         let (model, report) = try GPT2Model.load(directory: directory)
         InfoCommand.warnUnexpected(report, console: console)
+        if let overrides = arguments.string("--config-overrides") { try model.applyConfigOverrides(overrides, directory: directory) }
         let batch = try loadBatch(path: batchPath)
         let loss: LossSum
         do {
-            loss = try model.forward(batch)
+            loss = try model.forward(batch, dropout: arguments.isSet("--dropout") ? DropoutKey(seed: seed, step: step, firstExample: 0) : nil)
         } catch let error as ModelError {
             throw CLIError.failure("\(batchPath): \(error)")
         }

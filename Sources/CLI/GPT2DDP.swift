@@ -1,3 +1,4 @@
+import GPT2
 import Training
 
 /// A subcommand: its spec (flags and help) and what it does with parsed arguments.
@@ -28,6 +29,7 @@ public enum GPT2DDP {
             case .refused, .cannotResume: return usageExitCode
             default: return failureExitCode
             }
+        case ModelError.invalidOverride: return usageExitCode
         default: return failureExitCode
         }
     }

@@ -12,17 +12,23 @@ enum InitCommand: Command {
             .option("--output-dir", "DIR", "directory to write: a new or empty one (created if needed)"),
             .option("--seed", "N", "random seed", default: "42"),
             .option("--vocab-size", "N", "override the preset's vocabulary size", maximum: GPT2Config.maxVocabularySize),
+            configOverridesFlag,
         ])
+
+    /// run_clm.py's `--config_overrides`, shared by every command that builds or loads a model.
+    static let configOverridesFlag = Flag.option(
+        "--config-overrides", "KEY=VALUE,...", "change config fields, typed as the config's, e.g. \"resid_pdrop=0.0,attn_pdrop=0.0\"; a saved model keeps the result")
 
     static let modelConfigFlag = Flag.option(
         "--model-config", "NAME|FILE", "a preset (\(GPT2Config.presets.keys.sorted().joined(separator: ", "))) or a config.json", default: "tiny")
 
-    /// `--model-config` (a preset or a config.json) with `--vocab-size` applied.
+    /// `--model-config` (a preset or a config.json) with `--vocab-size` and `--config-overrides` applied.
     static func resolveConfig(_ arguments: ParsedArguments) throws -> GPT2Config {
         let source = try arguments.required("--model-config")
         var config = try GPT2Config.resolve(source)
         if let vocabularySize = try arguments.int("--vocab-size") { config.vocabSize = vocabularySize }
         try config.validate(source: source)
+        if let overrides = arguments.string("--config-overrides") { config = try config.applyingOverrides(overrides) }
         return config
     }
 

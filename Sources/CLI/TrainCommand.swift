@@ -14,6 +14,7 @@ enum TrainCommand: Command {
     static let modelAndDataFlags: [Flag] = [
         .option("--model-name-or-path", "DIR", "Hugging Face GPT-2 directory to start from"),
         .option("--model-config", "NAME|FILE", "train from scratch: a preset (tiny, gpt2, gpt2-medium, gpt2-large, gpt2-xl) or a config.json"),
+        InitCommand.configOverridesFlag,
         .option("--tokenizer", "DIR", "tokenizer directory (vocab.json, merges.txt); default: the model directory"),
         .option("--text-column", "NAME", "text column of a .csv file", default: "text"),
         .option("--text-field", "NAME", "text field of a .jsonl file", default: "text"),
@@ -89,6 +90,7 @@ enum TrainCommand: Command {
         var settings = TrainingArguments(outputDir: outputDir, trainFile: dataFile)
         settings.modelNameOrPath = arguments.string("--model-name-or-path")
         settings.modelConfig = arguments.string("--model-config")
+        settings.configOverrides = arguments.string("--config-overrides")
         if settings.modelNameOrPath != nil && settings.modelConfig != nil {
             throw CLIError.usage(command: arguments.command, message: "give --model-name-or-path or --model-config, not both")
         }

@@ -87,13 +87,22 @@ public final class DataLoader {
         return (padding, total)
     }
 
+    /// Where `rank`'s micro-batch `microBatch` starts in its step's global batch: (a·W + r)·B.
+    public func firstExample(microBatch: Int, rank: Int) -> Int {
+        Self.firstExample(microBatch: microBatch, rank: rank, worldSize: worldSize, perDeviceBatchSize: perDeviceBatchSize)
+    }
+
+    static func firstExample(microBatch: Int, rank: Int, worldSize: Int, perDeviceBatchSize: Int) -> Int {
+        (microBatch * worldSize + rank) * perDeviceBatchSize
+    }
+
     /// Cuts one global batch into this rank's micro-batches: micro-batch a of rank r holds items
     /// [(a·W + r)·B, (a·W + r + 1)·B). Every rank gets the same number of micro-batches, so all
     /// take part in every collective even when the data runs short.
     public static func shard<C: Collection>(_ globalBatch: C, rank: Int, worldSize: Int, perDeviceBatchSize: Int,
                                             gradientAccumulationSteps: Int) -> [[C.Element]] where C.Index == Int {
         (0..<gradientAccumulationSteps).map { micro in
-            let begin = globalBatch.startIndex + (micro * worldSize + rank) * perDeviceBatchSize
+            let begin = globalBatch.startIndex + firstExample(microBatch: micro, rank: rank, worldSize: worldSize, perDeviceBatchSize: perDeviceBatchSize)
             let end = min(begin + perDeviceBatchSize, globalBatch.endIndex)
             return begin < end ? Array(globalBatch[begin..<end]) : []
         }

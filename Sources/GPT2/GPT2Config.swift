@@ -18,12 +18,18 @@ public struct GPT2Config: Sendable, Equatable {
     public var eosTokenID: Int?
     public var padTokenID: Int?
     public var tieWordEmbeddings: Bool
+    /// Dropout probabilities while training: after the embeddings, on the attention weights, and
+    /// after each block's two output projections (Hugging Face's names and default, 0.1).
+    public var embdPdrop: Double
+    public var attnPdrop: Double
+    public var residPdrop: Double
     public var extraFields: [String: JSONValue]
 
     public init(vocabSize: Int = 50257, nPositions: Int = 1024, nEmbd: Int = 768, nLayer: Int = 12, nHead: Int = 12,
                 nInner: Int? = nil, activationFunction: String = "gelu_new", layerNormEpsilon: Double = 1e-5,
                 initializerRange: Double = 0.02, scaleAttentionWeights: Bool = true, bosTokenID: Int? = 50256,
                 eosTokenID: Int? = 50256, padTokenID: Int? = nil, tieWordEmbeddings: Bool = true,
+                embdPdrop: Double = 0.1, attnPdrop: Double = 0.1, residPdrop: Double = 0.1,
                 extraFields: [String: JSONValue] = [:]) {
         self.vocabSize = vocabSize
         self.nPositions = nPositions
@@ -39,6 +45,9 @@ public struct GPT2Config: Sendable, Equatable {
         self.eosTokenID = eosTokenID
         self.padTokenID = padTokenID
         self.tieWordEmbeddings = tieWordEmbeddings
+        self.embdPdrop = embdPdrop
+        self.attnPdrop = attnPdrop
+        self.residPdrop = residPdrop
         self.extraFields = extraFields
     }
 
@@ -103,6 +112,10 @@ public struct GPT2Config: Sendable, Equatable {
         }
         guard tieWordEmbeddings else { throw fail("untied word embeddings (tie_word_embeddings false) are not supported") }
         guard layerNormEpsilon > 0 else { throw fail("layer_norm_epsilon must be positive") }
+        for (name, probability) in [("embd_pdrop", embdPdrop), ("attn_pdrop", attnPdrop), ("resid_pdrop", residPdrop)]
+        where !(0...1).contains(probability) {
+            throw fail("\(name) must be a probability between 0 and 1, got \(probability)")
+        }
         for unsupported in ["scale_attn_by_inverse_layer_idx", "add_cross_attention"] where extraFields[unsupported] == .bool(true) {
             throw fail("\(unsupported) is not supported")
         }
@@ -115,7 +128,7 @@ extension GPT2Config: Codable {
     private static let knownKeys: Set<String> = [
         "vocab_size", "n_positions", "n_ctx", "n_embd", "n_layer", "n_head", "n_inner", "activation_function",
         "layer_norm_epsilon", "initializer_range", "scale_attn_weights", "bos_token_id", "eos_token_id",
-        "pad_token_id", "tie_word_embeddings",
+        "pad_token_id", "tie_word_embeddings", "embd_pdrop", "attn_pdrop", "resid_pdrop",
     ]
 
     public init(from decoder: Decoder) throws {
@@ -162,6 +175,9 @@ extension GPT2Config: Codable {
             eosTokenID: fields["eos_token_id"] == nil ? defaults.eosTokenID : try integer("eos_token_id"),
             padTokenID: try integer("pad_token_id"),
             tieWordEmbeddings: try flag("tie_word_embeddings", true),
+            embdPdrop: try number("embd_pdrop", defaults.embdPdrop),
+            attnPdrop: try number("attn_pdrop", defaults.attnPdrop),
+            residPdrop: try number("resid_pdrop", defaults.residPdrop),
             extraFields: fields.filter { !Self.knownKeys.contains($0.key) })
     }
 
@@ -183,6 +199,9 @@ extension GPT2Config: Codable {
         fields["eos_token_id"] = eosTokenID.map { .number(Double($0)) } ?? .null
         fields["pad_token_id"] = padTokenID.map { .number(Double($0)) } ?? .null
         fields["tie_word_embeddings"] = .bool(tieWordEmbeddings)
+        fields["embd_pdrop"] = .number(embdPdrop)
+        fields["attn_pdrop"] = .number(attnPdrop)
+        fields["resid_pdrop"] = .number(residPdrop)
         try fields.encode(to: encoder)
     }
 
@@ -208,5 +227,57 @@ extension GPT2Config: Codable {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return try encoder.encode(self)
+    }
+}
+
+extension GPT2Config {
+    /// The config's fields that hold whole numbers (`null` allowed where Hugging Face allows None).
+    private static let integerKeys: Set<String> = ["vocab_size", "n_positions", "n_embd", "n_layer", "n_head", "n_inner",
+                                                   "bos_token_id", "eos_token_id", "pad_token_id"]
+    private static let optionalKeys: Set<String> = ["n_inner", "bos_token_id", "eos_token_id", "pad_token_id"]
+    /// `GPT2Config.attribute_map`: the generic names `transformers` also accepts.
+    private static let aliases = ["hidden_size": "n_embd", "max_position_embeddings": "n_positions",
+                                  "num_attention_heads": "n_head", "num_hidden_layers": "n_layer"]
+
+    /// `run_clm.py`'s `--config_overrides` ("resid_pdrop=0.0,n_embd=16"): each key must be a field of
+    /// the config (as written to config.json) and takes a value of that field's type; the result is
+    /// validated as a loaded config is.
+    public func applyingOverrides(_ overrides: String) throws -> GPT2Config {
+        func fail(_ problem: String) -> ModelError { .invalidOverride(problem: problem) }
+        var fields = try JSONDecoder().decode([String: JSONValue].self, from: jsonData())
+        for pair in overrides.split(separator: ",", omittingEmptySubsequences: false) {
+            let parts = pair.split(separator: "=", maxSplits: 1, omittingEmptySubsequences: false)
+            let name = parts[0].trimmingCharacters(in: .whitespaces)
+            let key = Self.aliases[name] ?? name
+            guard parts.count == 2, !key.isEmpty else { throw fail("'\(pair)' is not key=value (pairs are separated by commas)") }
+            let text = parts[1].trimmingCharacters(in: .whitespaces)
+            guard let old = fields[key] else { throw fail("\(name) is not a field of the model config") }
+            switch old {
+            case _ where Self.integerKeys.contains(key):
+                if Self.optionalKeys.contains(key), ["null", "none"].contains(text.lowercased()) { fields[key] = .null; continue }
+                guard let value = Int(text) else { throw fail("\(key) takes a whole number\(Self.optionalKeys.contains(key) ? " or null" : ""), got '\(text)'") }
+                fields[key] = .number(Double(value))
+            case .bool:
+                switch text.lowercased() {
+                case "true", "1", "y", "yes": fields[key] = .bool(true)
+                case "false", "0", "n", "no": fields[key] = .bool(false)
+                default: throw fail("\(key) takes true or false, got '\(text)'")
+                }
+            case .number:
+                guard let value = Double(text), value.isFinite else { throw fail("\(key) takes a number, got '\(text)'") }
+                fields[key] = .number(value)
+            case .string: fields[key] = .string(text)
+            case .null, .array, .object:
+                throw fail("\(key) is not a number, true/false or a string in the config, so it cannot be overridden")
+            }
+        }
+        let config: GPT2Config
+        do {
+            config = try JSONDecoder().decode(GPT2Config.self, from: JSONEncoder().encode(fields))
+            try config.validate(source: "")
+        } catch let ModelError.invalidConfig(_, problem) {
+            throw fail(problem)
+        }
+        return config
     }
 }

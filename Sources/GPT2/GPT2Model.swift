@@ -17,7 +17,7 @@ public final class GPT2Model {
     public private(set) var parameters: FloatBuffer
     public private(set) var gradients: FloatBuffer
     private var activations: Activations?
-    private var lastBatch: (batchSize: Int, sequenceLength: Int, inputs: [Int32], targets: [Int32])?
+    private var lastBatch: (batchSize: Int, sequenceLength: Int, inputs: [Int32], targets: [Int32], dropout: DropoutKey?)?
 
     public init(config: GPT2Config, parameters: FloatBuffer) {
         let layout = ParameterLayout(config: config)
@@ -39,9 +39,10 @@ public final class GPT2Model {
     }
 
     /// Runs the model on `batch` and returns the summed cross-entropy of the predicted tokens
-    /// (labels shifted by one, -100 ignored).
+    /// (labels shifted by one, -100 ignored). With `dropout` (training), the config's dropout
+    /// applies with that key's masks; without it (evaluation), none does.
     @discardableResult
-    public func forward(_ batch: Batch) throws -> LossSum {
+    public func forward(_ batch: Batch, dropout: DropoutKey? = nil) throws -> LossSum {
         try batch.validate(for: config)
         let (B, T) = (batch.batchSize, batch.sequenceLength)
         let (C, L, NH, V, I) = (config.nEmbd, config.nLayer, config.nHead, config.vocabSize, config.innerSize)
@@ -57,7 +58,7 @@ public final class GPT2Model {
         let a = activations!
         let p = parameters.pointer
         let targets = batch.targets
-        lastBatch = (B, T, batch.inputIDs, targets)
+        lastBatch = (B, T, batch.inputIDs, targets, dropout)
         let rows = B * T
         let epsilon = Float(config.layerNormEpsilon)
         let scale: Float = config.scaleAttentionWeights ? 1 / Float(config.headSize).squareRoot() : 1
@@ -66,6 +67,7 @@ public final class GPT2Model {
             Kernels.embeddingForward(out: a.embedded.pointer, tokens: tokens.baseAddress!, wte: p + layout.tokenEmbedding,
                                      wpe: p + layout.positionEmbedding, batch: B, time: T, channels: C)
         }
+        applyDropout(a.embedded.pointer, .embedding, layer: 0, key: dropout, batch: B, sequenceLength: T)
         withOptionalPointer(batch.attentionMask) { mask in
             for l in 0..<L {
                 let w = layout.blocks[l]
@@ -76,9 +78,10 @@ public final class GPT2Model {
                 Kernels.linearForward(out: x.qkv, inp: x.ln1, weight: p + w.attentionWeight, bias: p + w.attentionBias,
                                       rows: rows, inFeatures: C, outFeatures: 3 * C)
                 Kernels.attentionForward(out: x.attentionOut, att: x.attention, qkv: x.qkv, keyMask: mask,
-                                         batch: B, time: T, channels: C, heads: NH, scale: scale)
+                                         batch: B, time: T, channels: C, heads: NH, scale: scale, dropout: attentionDropout(layer: l, key: dropout))
                 Kernels.linearForward(out: x.residual2, inp: x.attentionOut, weight: p + w.attentionProjectionWeight,
                                       bias: p + w.attentionProjectionBias, rows: rows, inFeatures: C, outFeatures: C)
+                applyDropout(x.residual2, .attentionResidual, layer: l, key: dropout, batch: B, sequenceLength: T)
                 Kernels.residualAdd(out: x.residual2, inp: x.input, count: rows * C)
                 Kernels.layerNormForward(out: x.ln2, mean: x.ln2Mean, rstd: x.ln2Rstd, inp: x.residual2,
                                          weight: p + w.ln2Weight, bias: p + w.ln2Bias, rows: rows, channels: C, epsilon: epsilon)
@@ -86,6 +89,7 @@ public final class GPT2Model {
                 Kernels.geluForward(out: x.fcGelu, inp: x.fcPre, count: rows * I)
                 Kernels.linearForward(out: x.residual3, inp: x.fcGelu, weight: p + w.fcProjectionWeight, bias: p + w.fcProjectionBias,
                                       rows: rows, inFeatures: I, outFeatures: C)
+                applyDropout(x.residual3, .mlpResidual, layer: l, key: dropout, batch: B, sequenceLength: T)
                 Kernels.residualAdd(out: x.residual3, inp: x.residual2, count: rows * C)
             }
         }
@@ -113,6 +117,14 @@ public final class GPT2Model {
         let rows = B * T
         let p = parameters.pointer, g = gradients.pointer
         let scale: Float = config.scaleAttentionWeights ? 1 / Float(config.headSize).squareRoot() : 1
+        /// ∂L/∂(a projection's output) from ∂L/∂(the residual sum it is added into): through the
+        /// dropout between them, into dMasked; the residual stream's own gradient is left whole.
+        func droppedGradient(_ dSum: UnsafeMutablePointer<Float>, _ site: DropoutSite, layer: Int) -> UnsafeMutablePointer<Float> {
+            guard dropoutMask(site, layer: layer, key: batch.dropout) != nil else { return dSum }
+            a.dMasked.pointer.update(from: dSum, count: rows * C)
+            applyDropout(a.dMasked.pointer, site, layer: layer, key: batch.dropout, batch: B, sequenceLength: T)
+            return a.dMasked.pointer
+        }
 
         batch.targets.withUnsafeBufferPointer { targets in
             Kernels.crossEntropyBackward(probabilities: a.probabilities.pointer, targets: targets.baseAddress!, rows: rows, vocabulary: V, scale: lossScale)
@@ -134,8 +146,8 @@ public final class GPT2Model {
             let w = layout.blocks[l]
             let x = a.block(l, batchSize: B, sequenceLength: T)
 
-            Kernels.linearBackward(dinp: a.dFc.pointer, dweight: g + w.fcProjectionWeight, dbias: g + w.fcProjectionBias, dout: dResidual,
-                                   inp: x.fcGelu, weight: p + w.fcProjectionWeight, rows: rows, inFeatures: I, outFeatures: C)
+            Kernels.linearBackward(dinp: a.dFc.pointer, dweight: g + w.fcProjectionWeight, dbias: g + w.fcProjectionBias,
+                                   dout: droppedGradient(dResidual, .mlpResidual, layer: l), inp: x.fcGelu, weight: p + w.fcProjectionWeight, rows: rows, inFeatures: I, outFeatures: C)
             Kernels.geluBackward(dinp: a.dFc.pointer, inp: x.fcPre, dout: a.dFc.pointer, count: rows * I)
             Kernels.linearBackward(dinp: a.dNorm.pointer, dweight: g + w.fcWeight, dbias: g + w.fcBias, dout: a.dFc.pointer,
                                    inp: x.ln2, weight: p + w.fcWeight, rows: rows, inFeatures: C, outFeatures: I)
@@ -143,11 +155,12 @@ public final class GPT2Model {
                                       weight: p + w.ln2Weight, mean: x.ln2Mean, rstd: x.ln2Rstd,
                                       rows: rows, channels: C)
             Kernels.linearBackward(dinp: a.dAttentionOut.pointer, dweight: g + w.attentionProjectionWeight, dbias: g + w.attentionProjectionBias,
-                                   dout: dResidual, inp: x.attentionOut, weight: p + w.attentionProjectionWeight,
+                                   dout: droppedGradient(dResidual, .attentionResidual, layer: l), inp: x.attentionOut, weight: p + w.attentionProjectionWeight,
                                    rows: rows, inFeatures: C, outFeatures: C)
             a.dQKV.pointer.update(repeating: 0, count: rows * 3 * C)
             Kernels.attentionBackward(dqkv: a.dQKV.pointer, dout: a.dAttentionOut.pointer, att: x.attention,
-                                      qkv: x.qkv, batch: B, time: T, channels: C, heads: NH, scale: scale)
+                                      qkv: x.qkv, batch: B, time: T, channels: C, heads: NH, scale: scale,
+                                      dropout: attentionDropout(layer: l, key: batch.dropout))
             Kernels.linearBackward(dinp: a.dNorm.pointer, dweight: g + w.attentionWeight, dbias: g + w.attentionBias, dout: a.dQKV.pointer,
                                    inp: x.ln1, weight: p + w.attentionWeight, rows: rows, inFeatures: C, outFeatures: 3 * C)
             Kernels.layerNormBackward(dinp: dResidual, dweight: g + w.ln1Weight, dbias: g + w.ln1Bias, dout: a.dNorm.pointer, inp: x.input,
@@ -155,11 +168,46 @@ public final class GPT2Model {
                                       rows: rows, channels: C)
             gradientsReady?(readyRanges[L - l])
         }
+        applyDropout(dResidual, .embedding, layer: 0, key: batch.dropout, batch: B, sequenceLength: T)
         batch.inputs.withUnsafeBufferPointer { tokens in
             Kernels.embeddingBackward(dwte: g + layout.tokenEmbedding, dwpe: g + layout.positionEmbedding, dout: dResidual,
                                       tokens: tokens.baseAddress!, batch: B, time: T, channels: C)
         }
         gradientsReady?(readyRanges[L + 1])
+    }
+
+    /// The mask of `site` in `layer` under `key`; nil when there is no key (evaluation) or the
+    /// config's probability for the site is 0.
+    private func dropoutMask(_ site: DropoutSite, layer: Int, key: DropoutKey?) -> DropoutMask? {
+        guard let key else { return nil }
+        let probability = switch site {
+        case .embedding: config.embdPdrop
+        case .attention: config.attnPdrop
+        case .attentionResidual, .mlpResidual: config.residPdrop
+        }
+        return probability > 0 ? DropoutMask(probability: probability, seed: key.seed, step: key.step, site: site, layer: layer) : nil
+    }
+
+    /// Dropout of a [B, T, C] activation (or its gradient) at `site`; the element at (t, c) of an
+    /// example is at position t·C + c.
+    private func applyDropout(_ x: UnsafeMutablePointer<Float>, _ site: DropoutSite, layer: Int, key: DropoutKey?, batch B: Int, sequenceLength T: Int) {
+        guard let key, let mask = dropoutMask(site, layer: layer, key: key) else { return }
+        Kernels.dropout(x, mask: mask, examples: B, firstExample: key.firstExample, elementsPerExample: T * config.nEmbd)
+    }
+
+    private func attentionDropout(layer: Int, key: DropoutKey?) -> Kernels.AttentionDropout? {
+        guard let key, let mask = dropoutMask(.attention, layer: layer, key: key) else { return nil }
+        return Kernels.AttentionDropout(mask: mask, firstExample: key.firstExample, maximumLength: config.nPositions)
+    }
+
+    /// Applies `--config-overrides` to a loaded model: settings such as dropout may change, the
+    /// shapes of its weights (from `directory`) may not.
+    public func applyConfigOverrides(_ overrides: String, directory: String) throws {
+        let overridden = try config.applyingOverrides(overrides)
+        guard ParameterLayout(config: overridden).tensors == layout.tensors else {
+            throw ModelError.invalidOverride(problem: "changes the shape of the weights in \(directory) (\(overridden.differences(from: config).joined(separator: ", ")))")
+        }
+        replaceParameters(config: overridden, parameters: parameters)
     }
 
     /// Replaces the parameters (and the config that describes them), dropping planned activations.
@@ -191,6 +239,8 @@ final class Activations {
     let ln2, ln2Mean, ln2Rstd, fcPre, fcGelu, residual3, lnf, lnfMean, lnfRstd: FloatBuffer
     let logits, probabilities, losses: FloatBuffer
     let dResidual, dNorm, dQKV, dAttentionOut, dFc: FloatBuffer
+    /// A projection's output gradient through its dropout (the residual stream keeps its own).
+    let dMasked: FloatBuffer
 
     init(config: GPT2Config, rowCapacity rows: Int, scoreCapacity scores: Int) {
         let (C, L, NH, V, I) = (config.nEmbd, config.nLayer, config.nHead, config.vocabSize, config.innerSize)
@@ -222,6 +272,7 @@ final class Activations {
         dQKV = FloatBuffer(count: rows * 3 * C)
         dAttentionOut = FloatBuffer(count: rows * C)
         dFc = FloatBuffer(count: rows * I)
+        dMasked = FloatBuffer(count: rows * C)
     }
 
     /// The floats `init` allocates; nil when the count overflows an Int.
@@ -229,9 +280,9 @@ final class Activations {
         let (C, L, NH, V, I) = (config.nEmbd, config.nLayer, config.nHead, config.vocabSize, config.innerSize)
         // Per layer and row: ln1, qkv (3C), attentionOut, residual2, ln2, residual3, their four
         // statistics and the MLP's two (I). Per row besides: embedded, lnf, dResidual, dNorm,
-        // dQKV (3C), dAttentionOut, lnf's statistics, the losses, dFc (I), logits and probabilities (V).
+        // dQKV (3C), dAttentionOut, dMasked, lnf's statistics, the losses, dFc (I), logits and probabilities (V).
         let perLayerRow = checkedSum(checkedProduct(8, C), checkedProduct(2, I), 4)
-        let perRow = checkedSum(checkedProduct(L, perLayerRow), checkedProduct(8, C), I, checkedProduct(2, V), 3)
+        let perRow = checkedSum(checkedProduct(L, perLayerRow), checkedProduct(9, C), I, checkedProduct(2, V), 3)
         return checkedSum(checkedProduct(rows, perRow), checkedProduct(L, NH, scores))
     }
 

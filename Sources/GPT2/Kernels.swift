@@ -148,22 +148,54 @@ public enum Kernels {
 
     /// out[B, T, C] from qkv[B, T, 3C] (q | k | v, heads split along C); att[B, NH, T, T] keeps the
     /// softmax weights. Key t2 is visible to query t when t2 <= t and keyMask[b, t2] != 0; a query
-    /// that sees no key at all gets zero output.
+    /// that sees no key at all gets zero output. With `dropout`, the product with v takes the
+    /// weights after dropout; att keeps them before (backward regenerates the mask).
     public static func attentionForward(out: Output, att: Output, qkv: Input, keyMask: UnsafePointer<Int32>?,
-                                        batch: Int, time T: Int, channels C: Int, heads NH: Int, scale: Float) {
+                                        batch: Int, time T: Int, channels C: Int, heads NH: Int, scale: Float,
+                                        dropout: AttentionDropout? = nil) {
         let hs = C / NH
         parallelFor(batch * NH) { pairs in
-            for pair in pairs {
-                let (b, h) = pair.quotientAndRemainder(dividingBy: NH)
-                let head = AttentionHead(qkv: qkv + b * T * 3 * C + h * hs, channels: C)
-                let weights = att + pair * T * T
-                // scores = q·kᵀ, then the masked, scaled softmax of each row; y = weights·v.
-                MatrixMultiply.multiply(m: T, n: T, k: hs, a: head.q, b: head.k.transposed, c: weights, ldc: T, start: .zero, threads: 1)
-                for t in 0..<T {
-                    causalSoftmax(weights + t * T, visible: t + 1, length: T, keyMask: keyMask.map { $0 + b * T }, scale: scale)
+            ScratchSpace.with(count: dropout == nil ? 1 : T * T) { dropped in
+                for pair in pairs {
+                    let (b, h) = pair.quotientAndRemainder(dividingBy: NH)
+                    let head = AttentionHead(qkv: qkv + b * T * 3 * C + h * hs, channels: C)
+                    let weights = att + pair * T * T
+                    // scores = q·kᵀ, then the masked, scaled softmax of each row; y = weights·v.
+                    MatrixMultiply.multiply(m: T, n: T, k: hs, a: head.q, b: head.k.transposed, c: weights, ldc: T, start: .zero, threads: 1)
+                    for t in 0..<T {
+                        causalSoftmax(weights + t * T, visible: t + 1, length: T, keyMask: keyMask.map { $0 + b * T }, scale: scale)
+                    }
+                    var product = UnsafePointer(weights)
+                    if let dropout {
+                        dropout.apply(weights, into: dropped, time: T, example: b, head: h)
+                        product = UnsafePointer(dropped)
+                    }
+                    MatrixMultiply.multiply(m: T, n: hs, k: T, a: .rowMajor(product, leadingDimension: T, transposed: false), b: head.v,
+                                            c: out + b * T * C + h * hs, ldc: C, start: .zero, threads: 1)
                 }
-                MatrixMultiply.multiply(m: T, n: hs, k: T, a: .rowMajor(weights, leadingDimension: T, transposed: false), b: head.v,
-                                        c: out + b * T * C + h * hs, ldc: C, start: .zero, threads: 1)
+            }
+        }
+    }
+
+    /// Dropout on the attention weights of a batch: the mask of weight (t, t2) of head h is at
+    /// position (h·P + t)·P + t2 of its example, P the model's n_positions, so that it does not
+    /// depend on the batch's padded length.
+    public struct AttentionDropout: Sendable {
+        public let mask: DropoutMask
+        public let firstExample: Int
+        public let maximumLength: Int
+        public init(mask: DropoutMask, firstExample: Int, maximumLength: Int) {
+            self.mask = mask
+            self.firstExample = firstExample
+            self.maximumLength = maximumLength
+        }
+
+        /// dropped[T, T] = weights[T, T] (causal: zero past the diagonal) with the mask applied;
+        /// `weights` and `dropped` may be the same.
+        func apply(_ weights: Input, into dropped: Output, time T: Int, example b: Int, head h: Int) {
+            for t in 0..<T {
+                if weights != UnsafePointer(dropped) { (dropped + t * T).update(from: weights + t * T, count: T) }
+                mask.apply(dropped + t * T, count: t + 1, example: firstExample + b, first: (h * maximumLength + t) * maximumLength)
             }
         }
     }
@@ -199,22 +231,32 @@ public enum Kernels {
         (row + visible).update(repeating: 0, count: length - visible)
     }
 
-    /// dqkv[B, T, 3C] += ∂L/∂qkv, from dout[B, T, C], the stored att[B, NH, T, T] and qkv.
+    /// dqkv[B, T, 3C] += ∂L/∂qkv, from dout[B, T, C], the stored att[B, NH, T, T] and qkv, with the
+    /// forward pass's `dropout`.
     public static func attentionBackward(dqkv: Output, dout: Input, att: Input, qkv: Input,
-                                         batch: Int, time T: Int, channels C: Int, heads NH: Int, scale: Float) {
+                                         batch: Int, time T: Int, channels C: Int, heads NH: Int, scale: Float,
+                                         dropout: AttentionDropout? = nil) {
         let hs = C / NH
         parallelFor(batch * NH) { pairs in
-            ScratchSpace.with(count: T * T) { dScores in
+            ScratchSpace.with(count: (dropout == nil ? 1 : 2) * T * T) { scratch in
+                let dScores = scratch, dropped = scratch + T * T
                 for pair in pairs {
                     let (b, h) = pair.quotientAndRemainder(dividingBy: NH)
                     let head = AttentionHead(qkv: qkv + b * T * 3 * C + h * hs, channels: C)
                     let dHead = dqkv + b * T * 3 * C + h * hs
                     let weights = StridedMatrix.rowMajor(att + pair * T * T, leadingDimension: T, transposed: false)
+                    var product = weights
+                    if let dropout {
+                        dropout.apply(weights.base, into: dropped, time: T, example: b, head: h)
+                        product.base = UnsafePointer(dropped)
+                    }
                     let dy = StridedMatrix.rowMajor(dout + b * T * C + h * hs, leadingDimension: C, transposed: false)
-                    // Through y = weights·v: ∂weights = dy·vᵀ and ∂v += weightsᵀ·dy.
+                    // Through y = product·v: ∂product = dy·vᵀ and ∂v += productᵀ·dy.
                     MatrixMultiply.multiply(m: T, n: T, k: hs, a: dy, b: head.v.transposed, c: dScores, ldc: T, start: .zero, threads: 1)
-                    MatrixMultiply.multiply(m: T, n: hs, k: T, a: weights.transposed, b: dy, c: dHead + 2 * C, ldc: 3 * C,
+                    MatrixMultiply.multiply(m: T, n: hs, k: T, a: product.transposed, b: dy, c: dHead + 2 * C, ldc: 3 * C,
                                             start: .accumulate, threads: 1)
+                    // Through the dropout: ∂weights = ∂product · mask.
+                    dropout?.apply(dScores, into: dScores, time: T, example: b, head: h)
                     // Through the softmax: ∂score = w·(∂w - Σ w·∂w)·scale (0 where w is 0, past the diagonal too).
                     for t in 0..<T {
                         let w = weights.base + t * T, d = dScores + t * T

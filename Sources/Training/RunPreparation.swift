@@ -27,8 +27,11 @@ public struct PreparedRun {
             let (loaded, report) = try GPT2Model.load(directory: path)
             if !report.unexpected.isEmpty { log("warning: tensors not part of GPT2LMHeadModel were not loaded: \(report.unexpected.joined(separator: ", "))") }
             model = loaded
+            if let overrides = arguments.configOverrides { try model.applyConfigOverrides(overrides, directory: path) }
         } else if let source = arguments.modelConfig {
-            model = try GPT2Model.randomlyInitialized(config: try GPT2Config.resolve(source), seed: arguments.seed)
+            var config = try GPT2Config.resolve(source)
+            if let overrides = arguments.configOverrides { config = try config.applyingOverrides(overrides) }
+            model = try GPT2Model.randomlyInitialized(config: config, seed: arguments.seed)
         } else {
             throw TrainingError.invalidSetting("give --model-name-or-path DIR or --model-config NAME")
         }

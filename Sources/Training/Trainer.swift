@@ -182,7 +182,11 @@ public final class Trainer {
                     for range in model.layout.gradientReadyRanges { try overlapping?.ready(range) }
                     continue
                 }
-                localLoss += try model.forward(batch).sum
+                // Dropout masks keyed by where each example is in the global batch, so that they do
+                // not depend on the rank count or the accumulation split.
+                let dropout = DropoutKey(seed: arguments.seed, step: step,
+                                         firstExample: loader.firstExample(microBatch: index, rank: communicator.rank))
+                localLoss += try model.forward(batch, dropout: dropout).sum
                 var failure: Error?
                 model.backward(lossScale: Float(1 / counts[0]), gradientsReady: overlapping.map { reducer in
                     { range in do { try reducer.ready(range) } catch { failure = failure ?? error } }

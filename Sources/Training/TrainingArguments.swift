@@ -12,6 +12,8 @@ public struct TrainingArguments: Codable, Sendable, Equatable {
     public var outputDir: String
     public var modelNameOrPath: String?
     public var modelConfig: String?
+    /// `--config-overrides`: config fields changed after loading (run_clm.py's `config_overrides`).
+    public var configOverrides: String?
     public var tokenizer: String?
     public var trainFile: String
     public var validationFile: String?
@@ -96,7 +98,7 @@ public struct TrainingArguments: Codable, Sendable, Equatable {
     }
 
     enum CodingKeys: String, CodingKey {
-        case outputDir = "output_dir", modelNameOrPath = "model_name_or_path", modelConfig = "model_config", tokenizer
+        case outputDir = "output_dir", modelNameOrPath = "model_name_or_path", modelConfig = "model_config", configOverrides = "config_overrides", tokenizer
         case trainFile = "train_file", validationFile = "validation_file", validationSplit = "validation_split"
         case textColumn = "text_column", textField = "text_field", template, bosToken = "bos_token", eosToken = "eos_token"
         case padToken = "pad_token", blockSize = "block_size", packing, cacheDir = "cache_dir"

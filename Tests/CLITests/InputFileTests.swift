@@ -192,3 +192,81 @@ private func tokenizerCopy(_ name: String, in directory: URL, vocabulary: (inout
     #expect(result.status == 1 && result.error.contains("\(cacheUnderAFile): cannot be created as the token cache directory: Not a directory"), "\(result.error)")
     #expect(!result.error.contains("NSCocoaErrorDomain") && !result.error.contains("\n"), "\(result.error)")
 }
+
+/// `--config-overrides` as run_clm.py has it: the model a command writes keeps the overridden
+/// fields, and a bad override is a usage error (exit 2, which launch/train never retries) on one line.
+@Test func configOverridesAreSavedAndBadOnesAreUsageErrors() throws {
+    let directory = try TestPaths.temporaryDirectory("config-overrides")
+    func savedConfig(_ path: String) throws -> [String: Any] {
+        let data = try Data(contentsOf: URL(fileURLWithPath: path).appendingPathComponent("config.json"))
+        return try #require(try JSONSerialization.jsonObject(with: data) as? [String: Any])
+    }
+    let initialised = directory.appendingPathComponent("init").path
+    let made = runCLI(["init", "--output-dir", initialised, "--config-overrides", "resid_pdrop=0.25,attn_pdrop=0,n_layer=1"])
+    #expect(made.status == 0, "\(made.error)")
+    let madeConfig = try savedConfig(initialised)
+    #expect(madeConfig["resid_pdrop"] as? Double == 0.25 && madeConfig["attn_pdrop"] as? Double == 0 && madeConfig["n_layer"] as? Int == 1)
+
+    let train = try write("An app for dogs\nA bank for robots\nTea delivered by drones\n", "train.txt", in: directory)
+    let run = directory.appendingPathComponent("run").path
+    let trained = runCLI(["train", "--model-config", try microConfig(), "--config-overrides", "embd_pdrop=0.05,resid_pdrop=0",
+                          "--tokenizer", tokenizerDirectory, "--train-file", train, "--output-dir", run, "--max-steps", "2",
+                          "--validation-split", "0", "--eval-strategy", "no", "--save-steps", "1"])
+    #expect(trained.status == 0, "\(trained.error)")
+    for saved in [run, run + "/checkpoint-1"] {
+        let config = try savedConfig(saved)
+        #expect(config["embd_pdrop"] as? Double == 0.05 && config["resid_pdrop"] as? Double == 0 && config["attn_pdrop"] as? Double == 0.1, "\(saved)")
+    }
+
+    let batch = try write(#"{"input_ids": [[1, 2, 3]]}"#, "batch.json", in: directory)
+    let cases: [([String], String)] = [
+        (["init", "--output-dir", directory.appendingPathComponent("a").path, "--config-overrides", "dropout=0.1"],
+         "--config-overrides: dropout is not a field of the model config"),
+        (["forward-backward", "--model-name-or-path", tinyModel, "--batch", batch, "--output", directory.appendingPathComponent("o.safetensors").path,
+          "--config-overrides", "n_embd=16"], "--config-overrides: changes the shape of the weights in \(tinyModel)"),
+        (["train", "--model-name-or-path", run, "--train-file", train, "--output-dir", directory.appendingPathComponent("b").path,
+          "--config-overrides", "attn_pdrop=often"], "--config-overrides: attn_pdrop takes a number, got 'often'"),
+    ]
+    for (arguments, message) in cases {
+        let result = runCLI(arguments)
+        #expect(result.status == 2 && result.error.contains(message) && !result.error.contains("\n"), "\(arguments): \(result.error)")
+    }
+    #expect(!FileManager.default.fileExists(atPath: directory.appendingPathComponent("a").path))
+}
+
+/// A model whose config asks for heavy dropout evaluates, generates and runs forward-backward
+/// exactly as the same weights without it: dropout is for training steps only (forward-backward
+/// applies it when asked with --dropout).
+@Test func dropoutIsOffOutsideTraining() throws {
+    let directory = try TestPaths.temporaryDirectory("dropout-off")
+    let heavy = directory.appendingPathComponent("heavy")
+    try FileManager.default.createDirectory(at: heavy, withIntermediateDirectories: true)
+    for name in ["model.safetensors", "generation_config.json"] {
+        try FileManager.default.copyItem(atPath: tinyModel + "/" + name, toPath: heavy.appendingPathComponent(name).path)
+    }
+    var config = try #require(try JSONSerialization.jsonObject(with: Data(contentsOf: URL(fileURLWithPath: tinyModel + "/config.json"))) as? [String: Any])
+    for key in ["embd_pdrop", "attn_pdrop", "resid_pdrop"] { config[key] = 0.5 }
+    try JSONSerialization.data(withJSONObject: config).write(to: heavy.appendingPathComponent("config.json"))
+
+    let batch = fixtures.appendingPathComponent("batch.json").path
+    func forwardBackward(_ model: String, _ name: String, _ extra: [String] = []) throws -> Data {
+        let output = directory.appendingPathComponent(name).path
+        let result = runCLI(["forward-backward", "--model-name-or-path", model, "--batch", batch, "--output", output] + extra)
+        #expect(result.status == 0, "\(result.error)")
+        return try Data(contentsOf: URL(fileURLWithPath: output))
+    }
+    #expect(try forwardBackward(tinyModel, "plain.safetensors") == forwardBackward(heavy.path, "heavy.safetensors"))
+    #expect(try forwardBackward(tinyModel, "plain-flag.safetensors", ["--dropout"]) != forwardBackward(heavy.path, "heavy-flag.safetensors", ["--dropout"]),
+            "--dropout applies the config's dropout")
+
+    let generate = { (model: String) in runCLI(["generate", "--model-name-or-path", model, "--prompt-ids", "1,2,3", "--greedy", "--max-new-tokens", "12", "--json"]) }
+    let plainIdeas = generate(tinyModel), heavyIdeas = generate(heavy.path)
+    #expect(plainIdeas.status == 0 && plainIdeas.output == heavyIdeas.output && !plainIdeas.output.isEmpty, "\(heavyIdeas.error)")
+
+    let ideas = try write("An app for dogs\nA bank for robots\nTea delivered by drones\n", "ideas.txt", in: directory)
+    let evaluate = { (overrides: String) in
+        runCLI(["evaluate", "--model-name-or-path", tinyModel, "--tokenizer", tokenizerDirectory, "--validation-file", ideas, "--config-overrides", overrides]).output
+    }
+    let plainLoss = evaluate("embd_pdrop=0,attn_pdrop=0,resid_pdrop=0")
+    #expect(plainLoss.contains("eval_loss") && plainLoss == evaluate("embd_pdrop=0.5,attn_pdrop=0.5,resid_pdrop=0.5"), "\(plainLoss)")
+}

@@ -28,6 +28,12 @@ import Training
         let expected = try Self.losses(reference)
         #expect(expected.count == 20)
         let finalReference = try GPT2Model.load(directory: reference.path).model.parameters.array
+        // The config's dropout (0.1) is on in these runs: without it the losses differ.
+        let withoutDropout = root.appendingPathComponent("one-rank-no-dropout")
+        let plain = try Self.train(ranks: 1, batch: 8, output: withoutDropout, data: data, config: config, steps: 2,
+                                   extra: ["--config-overrides", "embd_pdrop=0,attn_pdrop=0,resid_pdrop=0"])
+        try #require(plain.status == 0, "\(plain.error)")
+        #expect(try Self.losses(withoutDropout)[1] != expected[1])
         // The last set-up reduces the gradient buckets during backward (--overlap-allreduce).
         for (ranks, batch, accumulation, overlap) in [(2, 4, 1, false), (4, 2, 1, false), (1, 4, 2, false), (2, 2, 2, true)] {
             let output = root.appendingPathComponent("r\(ranks)-b\(batch)-a\(accumulation)")

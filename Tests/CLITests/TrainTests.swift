@@ -18,7 +18,9 @@ func stepRecords(_ directory: URL) throws -> [MetricsRecord] { try metrics(direc
 /// A small model with GPT-2's real vocabulary, fast enough to train for a few dozen steps in a test.
 func microConfig() throws -> String {
     let path = try TestPaths.temporaryDirectory("config").appendingPathComponent("config.json").path
-    try Data(#"{"n_embd": 16, "n_layer": 2, "n_head": 2, "n_positions": 64, "vocab_size": 50257}"#.utf8).write(to: URL(fileURLWithPath: path))
+    // Dropout as GPT-2's configs have it, so every training test runs with it.
+    try Data(#"{"n_embd": 16, "n_layer": 2, "n_head": 2, "n_positions": 64, "vocab_size": 50257, "embd_pdrop": 0.1, "attn_pdrop": 0.1, "resid_pdrop": 0.1}"#.utf8)
+        .write(to: URL(fileURLWithPath: path))
     return path
 }
 
