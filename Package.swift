@@ -23,8 +23,12 @@ let package = Package(
     ],
     targets: [
         .target(name: "SafeTensors"),
+        // The micro-kernels Swift cannot emit (AVX-512, AVX512-BF16) and the cpuid query that
+        // decides whether they may run; each kernel carries its own target attribute, so the
+        // target itself is built for plain x86-64. Optimised in debug builds too.
+        .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
         // Its kernel tests reach internals (the packed matmul, exp16) through @testable import.
-        .target(name: "GPT2", dependencies: ["SafeTensors"], swiftSettings: numericSettings + [.unsafeFlags(["-enable-testing"], .when(configuration: .release))]),
+        .target(name: "GPT2", dependencies: ["SafeTensors", "CKernels"], swiftSettings: numericSettings + [.unsafeFlags(["-enable-testing"], .when(configuration: .release))]),
         // Its tests check internals (the merge algorithms, the character tables) with @testable,
         // which a release build allows only for modules compiled for testing.
         .target(name: "Tokenizer", swiftSettings: [.unsafeFlags(["-enable-testing"], .when(configuration: .release))]),
@@ -33,7 +37,7 @@ let package = Package(
         .target(name: "Distributed", dependencies: ["CMPI"]),
         .target(name: "Training", dependencies: ["GPT2", "Data", "Distributed", "SafeTensors", "Tokenizer"], swiftSettings: numericSettings),
         .target(name: "CLI", dependencies: ["GPT2", "SafeTensors", "Tokenizer", "Data", "Distributed", "Training"]),
-        .executableTarget(name: "gpt2-ddp", dependencies: ["CLI"]),
+        .executableTarget(name: "gpt2-ddp", dependencies: ["CLI", "CKernels"]),
         // GPT2 for the JSON values of the fixtures the test targets share.
         .target(name: "TestSupport", dependencies: ["GPT2"], path: "Tests/TestSupport"),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"]),

@@ -5,7 +5,8 @@
 
 A GPT2LMHeadModel from a GPT2Config preset with random weights, in training mode, with dropout
 `--dropout P` at its three sites (default 0, as the kernel tables in BENCHMARKS.md), random tokens,
-labels = inputs (transformers shifts them), torch.optim.AdamW. Prints one JSON object per configuration and measurement with the fields `gpt2-ddp bench --json` prints:
+labels = inputs (transformers shifts them), torch.optim.AdamW; `--bf16` wraps forward and loss in
+torch.autocast("cpu", dtype=torch.bfloat16), which is what TrainingArguments(bf16=True) does on a CPU. Prints one JSON object per configuration and measurement with the fields `gpt2-ddp bench --json` prints:
   what = "train_step"        forward + backward + AdamW step (zero_grad included)
   what = "forward_backward"  forward + backward only, which is what gpt2-ddp's step does today
 ms_per_step is the median of the timed steps, after two untimed warm-up steps. GFLOP/s use the same
@@ -34,7 +35,7 @@ def training_flops_per_token(config, seq_len):
     return 6 * matmul_weights + 3 * attention
 
 
-def bench(model_name, batch_size, seq_len, num_threads, steps, seed, dropout, measurements):
+def bench(model_name, batch_size, seq_len, num_threads, steps, seed, dropout, measurements, bf16):
     torch.set_num_threads(num_threads)
     torch.manual_seed(seed)
     config = GPT2Config(**PRESETS[model_name], resid_pdrop=dropout, embd_pdrop=dropout, attn_pdrop=dropout)
@@ -43,7 +44,9 @@ def bench(model_name, batch_size, seq_len, num_threads, steps, seed, dropout, me
     tokens = torch.randint(0, config.vocab_size, (batch_size, seq_len))
 
     def forward_backward():
-        loss = model(input_ids=tokens, labels=tokens).loss
+        # TrainingArguments(bf16=True) on a CPU: autocast around forward and loss, backward outside.
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            loss = model(input_ids=tokens, labels=tokens).loss
         loss.backward()
 
     def train_step():
@@ -67,7 +70,7 @@ def bench(model_name, batch_size, seq_len, num_threads, steps, seed, dropout, me
         tokens_per_second = batch_size * seq_len / median
         print(json.dumps({
             "what": what, "program": "pytorch", "model": model_name, "batch_size": batch_size, "seq_len": seq_len,
-            "num_threads": num_threads, "dropout": dropout, "steps": steps, "ms_per_step": round(median * 1000, 2),
+            "num_threads": num_threads, "dropout": dropout, "bf16": bf16, "steps": steps, "ms_per_step": round(median * 1000, 2),
             "tokens_per_second": round(tokens_per_second, 2),
             "gflops_per_second": round(flops_per_token * tokens_per_second / 1e9, 2),
         }), flush=True)
@@ -82,6 +85,7 @@ def main():
     parser.add_argument("--steps", type=int, default=5)
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--dropout", type=float, default=0.0, help="embd_pdrop, attn_pdrop and resid_pdrop")
+    parser.add_argument("--bf16", action="store_true", help="bfloat16 autocast around forward and loss, as Trainer's bf16=True")
     parser.add_argument("--what", nargs="+", choices=["train_step", "forward_backward"],
                         default=["train_step", "forward_backward"], help="the measurements to make")
     arguments = parser.parse_args()
@@ -92,7 +96,7 @@ def main():
         for batch_size in batch_sizes:
             for seq_len in seq_lens:
                 bench(arguments.model_config, batch_size, seq_len, num_threads, arguments.steps, arguments.seed, arguments.dropout,
-                      arguments.what)
+                      arguments.what, arguments.bf16)
 
 
 if __name__ == "__main__":

@@ -8,6 +8,7 @@ the medians and their ratios (the figures in BENCHMARKS.md).
     python scripts/bench_side_by_side.py --generate --rounds 3   # generation against transformers' generate()
     python scripts/bench_side_by_side.py --dropout-cost 0.1 --batch-sizes 16   # each step with dropout 0.1 and 0
     python scripts/bench_side_by_side.py --matmul-paths avx2 avx512   # gpt2-ddp's step on each matmul path
+    python scripts/bench_side_by_side.py --bf16 --rounds 2 --steps 3  # fp32 and bf16 (--bf16, autocast) steps
 
 Steps run with dropout `--dropout P` in both programs (default 0: the kernels' comparison).
 
@@ -122,6 +123,34 @@ def dropout_cost(arguments, raw):
         print(f"| {threads} | {batch}×{arguments.seq_len} | " + " | ".join(cells) + " |")
 
 
+def bf16_steps(arguments, raw):
+    """Each program's training step in fp32 and with bf16 products (gpt2-ddp --bf16, PyTorch
+    autocast), the four runs alternating round by round."""
+    configurations = [(threads, batch) for threads in arguments.threads for batch in arguments.batch_sizes]
+    steps, paths = {}, set()
+    swift_dropout, pytorch_dropout = dropout_flags(arguments.dropout)
+    for round_index in range(arguments.rounds):
+        for threads, batch in configurations:
+            shape = step_shape(arguments, threads, batch)
+            for bf16 in (False, True):
+                extra = ["--bf16"] if bf16 else []
+                for item in run_json(SWIFT + ["--model-config", "gpt2"] + shape + swift_dropout + extra, raw):
+                    if item["what"] == "train_step":
+                        steps.setdefault(("gpt2-ddp", threads, batch, bf16), []).append(item["tokens_per_second"])
+                for item in run_json(PYTORCH + shape + pytorch_dropout + ["--what", "train_step"] + extra, raw):
+                    steps.setdefault(("pytorch", threads, batch, bf16), []).append(item["tokens_per_second"])
+            print(f"round {round_index + 1}: threads={threads} B={batch} done", file=sys.stderr)
+    print(f"Training step tokens/s, medians over {arguments.rounds} rounds of the median of {arguments.steps} steps.\n")
+    print("| threads | B×T | PyTorch fp32 | PyTorch bf16 autocast | gpt2-ddp fp32 | gpt2-ddp --bf16 | fp32 vs PyTorch fp32 "
+          "| bf16 vs PyTorch bf16 | gpt2-ddp bf16 / fp32 |")
+    print("|---|---|---|---|---|---|---|---|---|")
+    for threads, batch in configurations:
+        pt32, pt16, us32, us16 = (statistics.median(steps[(program, threads, batch, bf16)])
+                                  for program, bf16 in (("pytorch", False), ("pytorch", True), ("gpt2-ddp", False), ("gpt2-ddp", True)))
+        print(f"| {threads} | {batch}×{arguments.seq_len} | {pt32:.1f} | {pt16:.1f} | {us32:.1f} | {us16:.1f} | {us32 / pt32:.2f}x | "
+              f"{us16 / pt16:.2f}x | {us16 / us32:.2f}x |")
+
+
 def matrix_multiplications(arguments, raw):
     rows = {}
     peaks = []
@@ -184,6 +213,7 @@ def main():
     parser.add_argument("--generate", action="store_true", help="generation against transformers' generate()")
     parser.add_argument("--matmul-paths", nargs="+", choices=["avx2", "avx512"],
                         help="time gpt2-ddp's step once per matmul path (GPT2_DDP_MATMUL); default: the one it chooses")
+    parser.add_argument("--bf16", action="store_true", help="each step in fp32 and with bf16 products, in both programs")
     parser.add_argument("--dropout", type=float, default=0.0, help="dropout at GPT-2's three sites, both programs")
     parser.add_argument("--dropout-cost", type=float, metavar="P", help="each step with dropout P and with none")
     parser.add_argument("--raw", help="append every JSON line measured to this file")
@@ -195,6 +225,8 @@ def main():
         generation(arguments, raw)
     elif arguments.dropout_cost is not None:
         dropout_cost(arguments, raw)
+    elif arguments.bf16:
+        bf16_steps(arguments, raw)
     else:
         training_steps(arguments, raw)
 

@@ -20,6 +20,7 @@ enum BenchCommand: Command {
             .option("--steps", "N", "timed repetitions of each measurement, after one untimed warm-up", default: "5", maximum: CountLimit.repetitions),
             .option("--seed", "N", "seed for the weights and tokens", default: "1"),
             .toggle("--matmul", "only the matrix multiplication table"),
+            TrainCommand.bf16Flag,
             .option("--allreduce-mb", "MB", "instead: time an allreduce of this many MB across the MPI ranks (run under mpirun)", maximum: CountLimit.megabytes),
             .toggle("--generate", "instead: time greedy generation with the key/value cache (batch 1 and 8 unless --batch-size, "
                 + "fp32 and bf16 weights, 1 thread unless --num-threads) and the memory read bandwidth that bounds it"),
@@ -41,8 +42,12 @@ enum BenchCommand: Command {
         }
         if arguments.isSet("--generate") { return try timeGeneration(arguments, steps: steps, seed: seed, console: console) }
         let singleConfiguration = ["--model-config", "--config-overrides", "--batch-size", "--seq-len", "--num-threads"].contains { arguments.string($0) != nil }
-        let savedThreadCount = Kernels.threadCount
-        defer { Kernels.threadCount = savedThreadCount }
+        let savedThreadCount = Kernels.threadCount, savedBFloat16 = Kernels.bfloat16Products
+        defer {
+            Kernels.threadCount = savedThreadCount
+            try? Kernels.useBFloat16Products(savedBFloat16)
+        }
+        try Kernels.useBFloat16Products(arguments.isSet("--bf16"))
         let corePeak = Kernels.measureCorePeakGFLOPS()
         let report = Report(console: console, json: json, corePeak: corePeak)
         report.peak()
@@ -167,7 +172,8 @@ enum BenchCommand: Command {
         let tokensPerSecond = Double(B * T) / (milliseconds / 1000)
         let config = model.config
         let dropout = [config.embdPdrop, config.attnPdrop, config.residPdrop].map { "\($0)" }.joined(separator: "/")
-        report.line(what: "train_step", fields: [("model", .string(modelName)), ("dropout_embd_attn_resid", .string(dropout))], batchSize: B, sequenceLength: T, threads: threads,
+        report.line(what: "train_step", fields: [("model", .string(modelName)), ("dropout_embd_attn_resid", .string(dropout)),
+                                                 ("products", .string(Kernels.bfloat16Products ? "bf16" : "fp32"))], batchSize: B, sequenceLength: T, threads: threads,
                     steps: steps, milliseconds: milliseconds, tokensPerSecond: tokensPerSecond,
                     gflops: model.config.trainingFlopsPerToken(sequenceLength: T) * tokensPerSecond / 1e9)
     }

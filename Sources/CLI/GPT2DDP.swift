@@ -29,7 +29,7 @@ public enum GPT2DDP {
             case .refused, .cannotResume: return usageExitCode
             default: return failureExitCode
             }
-        case ModelError.invalidOverride: return usageExitCode
+        case ModelError.invalidOverride, ModelError.unsupportedCPU: return usageExitCode
         default: return failureExitCode
         }
     }
@@ -62,6 +62,7 @@ public enum GPT2DDP {
             return 0
         }
         do {
+            try CPU.checkForcedPaths()
             try command.run(try command.spec.parse(rest), console: console)
             return 0
         } catch {

@@ -6,11 +6,12 @@ import SafeTensors
 enum InfoCommand: Command {
     static let spec = CommandSpec(
         name: "info",
-        summary: "Print a model directory's config, parameter count and tensors (or a safetensors file's tensors).",
+        summary: "Print a model directory's config, parameter count and tensors (or a safetensors file's tensors), or the CPU's kernel paths.",
         positionals: [("PATH", "model directory, or a .safetensors file")],
-        flags: [])
+        flags: [.toggle("--cpu", "instead: the CPU's features and caches, and the kernel paths chosen (\(CPU.matmulEnvironmentVariable)=PATH forces one)")])
 
     static func run(_ arguments: ParsedArguments, console: Console) throws {
+        if arguments.isSet("--cpu") { return describeCPU(console: console) }
         let path = try arguments.positional(0, "PATH")
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory) else { throw CLIError.failure("\(path): no such file or directory") }
@@ -29,6 +30,19 @@ enum InfoCommand: Command {
         for file in report.weightFiles { try describe(file: try SafeTensorsFile(path: file), console: console) }
         if !report.ignored.isEmpty { console.print("ignored (as transformers does): \(report.ignored.joined(separator: ", "))") }
         warnUnexpected(report, console: console)
+    }
+
+    private static func describeCPU(console: Console) {
+        let cpu = CPU.current
+        console.print("cpu: \(cpu.modelName ?? "unknown")")
+        console.print("features: \(cpu.featureNames.joined(separator: ", "))")
+        let size = { (bytes: Int?) in bytes.map { "\($0 >> 10) KB" } ?? "unknown" }
+        console.print("caches per core: L1d \(size(cpu.l1DataBytes)), L2 \(size(cpu.l2Bytes))")
+        for path in CPU.matmulPaths() {
+            console.print("matmul path \(path.path): tile \(path.tile), \(path.block), \(String(format: "%.1f", path.gflops)) GFLOP/s in cache")
+        }
+        console.print("matmul: \(CPU.matmulPath)")
+        console.print("bf16 matmul (--bf16): \(CPU.bfloat16MatmulPath ?? "none: this CPU lacks AVX512-BF16")")
     }
 
     static func warnUnexpected(_ report: LoadReport, console: Console) {

@@ -26,7 +26,12 @@ enum TrainCommand: Command {
         .option("--per-device-eval-batch-size", "N", "examples per evaluation batch on each rank", default: "8", maximum: CountLimit.batchSize),
         .option("--seed", "N", "seed for initialisation, data order and the validation split", default: "42"),
         ComputeThreads.flag,
+        bf16Flag,
     ]
+
+    /// `TrainingArguments(bf16=True)` on a CPU, shared with `bench`.
+    static let bf16Flag = Flag.toggle("--bf16", "bfloat16 operands in every matrix product, accumulated in fp32, as torch.autocast on a CPU "
+                                      + "(needs AVX512-BF16); weights, gradients, AdamW, LayerNorm, softmax and the loss stay fp32")
 
     static let spec = CommandSpec(
         name: "train",
@@ -88,6 +93,8 @@ enum TrainCommand: Command {
     static func commonArguments(_ arguments: ParsedArguments, outputDir: String, dataFile: String) throws -> TrainingArguments {
         try ComputeThreads.apply(arguments)
         var settings = TrainingArguments(outputDir: outputDir, trainFile: dataFile)
+        settings.bf16 = arguments.isSet("--bf16")
+        try Kernels.useBFloat16Products(settings.bf16)
         settings.modelNameOrPath = arguments.string("--model-name-or-path")
         settings.modelConfig = arguments.string("--model-config")
         settings.configOverrides = arguments.string("--config-overrides")

@@ -1,21 +1,30 @@
+import CKernels
 import Foundation
 import Synchronization
 
 extension Kernels {
-    /// One core's fp32 peak in GFLOP/s, measured: ten independent chains of 8-wide fused
-    /// multiply-adds (enough to cover the FMA latency on both FMA pipes) run for about `seconds`,
-    /// with the kernels' own compiler settings. This is the ceiling the matrix multiplication is
-    /// measured against; it equals FMA units × lanes × 2 × the clock the core actually runs at.
+    /// One core's peak in GFLOP/s for the products' current kernel, measured: ten independent
+    /// chains of fused multiply-adds (enough to cover the FMA latency on both FMA pipes) run for
+    /// about `seconds`: 8 fp32 lanes wide for the AVX2 kernel, 16 for AVX-512, and VDPBF16PS (32
+    /// bfloat16 multiply-adds) while `bfloat16Products` is on. This is the ceiling the matrix
+    /// multiplication is measured against; it equals units × multiply-adds × 2 × the clock the
+    /// core actually runs at.
     public static func measureCorePeakGFLOPS(seconds: Double = 0.2) -> Double {
+        let path = MatrixMultiply.Kernel.current.path
+        let multiplyAdds = switch path { case .avx2: 8; case .avx512: 16; case .avx512bf16: 32 }
         let iterations = 1 << 16
         var best = 0.0
         let deadline = DispatchTime.now().uptimeNanoseconds + UInt64(seconds * 1e9)
         repeat {
             let start = DispatchTime.now().uptimeNanoseconds
-            let result = fmaChains(iterations: iterations, seed: Float(best))
+            let result = switch path {
+            case .avx2: fmaChains(iterations: iterations, seed: Float(best))
+            case .avx512: ckernels_fma_chains_avx512(Int64(iterations), Float(best))
+            case .avx512bf16: ckernels_dpbf16_chains_avx512(Int64(iterations), Float(best))
+            }
             let elapsed = Double(DispatchTime.now().uptimeNanoseconds - start) / 1e9
             precondition(result.isFinite)
-            best = max(best, Double(iterations * 10 * 8 * 2) / elapsed / 1e9)
+            best = max(best, Double(iterations * 10 * multiplyAdds * 2) / elapsed / 1e9)
         } while DispatchTime.now().uptimeNanoseconds < deadline
         return best
     }

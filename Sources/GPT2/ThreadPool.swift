@@ -18,6 +18,22 @@ extension Kernels {
 
     private static let configuredThreadCount = Atomic<Int>(availableCoreCount)
 
+    /// `--bf16`: every matrix product rounds its operands to bfloat16 (nearest, ties to even) and
+    /// accumulates in fp32, as `torch.autocast("cpu", dtype=torch.bfloat16)` computes them;
+    /// everything else stays fp32. Process-wide, as `threadCount` is. Turn it on with
+    /// `useBFloat16Products()`, which checks that the CPU has a bfloat16 kernel.
+    public static var bfloat16Products: Bool { bfloat16ProductsOn.load(ordering: .relaxed) }
+
+    private static let bfloat16ProductsOn = Atomic<Bool>(false)
+
+    public static func useBFloat16Products(_ on: Bool = true) throws {
+        if on && MatrixMultiply.Kernel.selectedBFloat16 == nil {
+            let cpu = CPU.current
+            throw ModelError.unsupportedCPU("--bf16: this CPU (\(cpu.modelName ?? "unknown")) lacks AVX512-BF16, which the bfloat16 products need (it has \(cpu.featureNames.joined(separator: ", ")))")
+        }
+        bfloat16ProductsOn.store(on, ordering: .relaxed)
+    }
+
     /// The cores this process may run on (its CPU affinity mask), so that `mpirun -np 2` on two
     /// cores, which binds each rank to one core, gives each rank one thread.
     public static let availableCoreCount: Int = {

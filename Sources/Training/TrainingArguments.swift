@@ -48,6 +48,8 @@ public struct TrainingArguments: Codable, Sendable, Equatable {
     /// As given: whole steps, or a ratio below 1 of the total.
     public var warmupSteps = "0"
     public var seed: UInt64 = 42
+    /// `bf16=True`: bfloat16 operands in every matrix product, fp32 everywhere else (autocast's numerics).
+    public var bf16 = false
 
     // Logging, evaluation, checkpoints.
     public var loggingSteps = 10
@@ -107,7 +109,7 @@ public struct TrainingArguments: Codable, Sendable, Equatable {
         case learningRate = "learning_rate", weightDecay = "weight_decay", adamBeta1 = "adam_beta1", adamBeta2 = "adam_beta2"
         case adamEpsilon = "adam_epsilon", maxGradNorm = "max_grad_norm", lrSchedulerType = "lr_scheduler_type"
         case lrSchedulerKwargs = "lr_scheduler_kwargs"
-        case warmupSteps = "warmup_steps", seed, loggingSteps = "logging_steps", evalStrategy = "eval_strategy"
+        case warmupSteps = "warmup_steps", seed, bf16, loggingSteps = "logging_steps", evalStrategy = "eval_strategy"
         case evalSteps = "eval_steps", saveStrategy = "save_strategy", saveSteps = "save_steps", saveTotalLimit = "save_total_limit"
         case loadBestModelAtEnd = "load_best_model_at_end", metricForBestModel = "metric_for_best_model", greaterIsBetter = "greater_is_better"
         case earlyStoppingPatience = "early_stopping_patience", earlyStoppingThreshold = "early_stopping_threshold", evalOnStart = "eval_on_start"

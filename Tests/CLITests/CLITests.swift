@@ -33,6 +33,33 @@ let tinyModel = fixtures.appendingPathComponent("tiny-gpt2").path
     }
 }
 
+/// Every matmul path this CPU has, forced through GPT2_DDP_MATMUL in the real executable, writes
+/// the same loss, logits and gradients, bit for bit (the fixture's parity is checked above); a
+/// path the CPU lacks or an unknown one is a one-line error.
+@Test func everyMatmulPathWritesTheSameForwardBackward() throws {
+    let directory = try TestPaths.temporaryDirectory("matmul-paths")
+    let info = try runProcess(TestPaths.executable, ["info", "--cpu"])
+    #expect(info.status == 0 && info.output.contains("matmul path avx2: tile 6x16") && info.output.contains("matmul: "), "\(info.output)")
+    let runnable = ["avx2", "avx512"].filter { info.output.contains("matmul path \($0):") }
+    var outputs: [Data] = []
+    for path in runnable {
+        let output = directory.appendingPathComponent("\(path).safetensors").path
+        let result = try runProcess(TestPaths.executable, ["forward-backward", "--model-name-or-path", tinyModel, "--batch",
+                                                           fixtures.appendingPathComponent("batch.json").path, "--output", output],
+                                    environment: ["GPT2_DDP_MATMUL": path])
+        #expect(result.status == 0, "\(path): \(result.error)")
+        outputs.append(try Data(contentsOf: URL(fileURLWithPath: output)))
+        let forced = try runProcess(TestPaths.executable, ["info", "--cpu"], environment: ["GPT2_DDP_MATMUL": path])
+        #expect(forced.output.contains("matmul: \(path)\n") || forced.output.hasSuffix("matmul: \(path)"), "\(forced.output)")
+    }
+    #expect(Set(outputs).count == 1, "paths \(runnable) agree")
+    if runnable.count < 2 { print("only \(runnable) compared: this CPU cannot run the AVX-512 path") }
+    for (name, message) in [("sse", "GPT2_DDP_MATMUL=sse: not a matmul path"), runnable.contains("avx512") ? nil : ("avx512", "cannot run it")].compactMap({ $0 }) {
+        let refused = try runProcess(TestPaths.executable, ["info", tinyModel], environment: ["GPT2_DDP_MATMUL": name])
+        #expect(refused.status != 0 && refused.error.contains(message) && refused.error.split(separator: "\n").count == 1, "\(refused.error)")
+    }
+}
+
 @Test func infoDescribesAModelDirectory() {
     let result = runCLI(["info", tinyModel])
     #expect(result.status == 0)

@@ -32,31 +32,42 @@ func sampleOfIdeas(from start: Int, count: Int, name: String) throws -> String {
     return path
 }
 
+/// transformers' 20-step trajectory of the tiny fixture model on the fixture batch
+/// (scripts/make_training_fixture.py).
+struct TrajectoryFixture: Decodable {
+    struct Step: Decodable { let step: Int; let loss: Double; let learning_rate: Double; let grad_norm: Double }
+    let settings: [String: Double]
+    let steps: [Step]
+
+    static func load() throws -> TrajectoryFixture {
+        try JSONDecoder().decode(TrajectoryFixture.self, from: Data(contentsOf: trainingFixtures.appendingPathComponent("trajectory.json")))
+    }
+
+    /// `train`'s arguments for the fixture's run into `output`, its batch written in `directory`.
+    func trainArguments(directory: URL, output: URL) throws -> [String] {
+        // The fixture's batch as pre-tokenized records, padding removed (the collator pads again).
+        struct Batch: Decodable { let input_ids: [[Int]]; let attention_mask: [[Int]]; let labels: [[Int]] }
+        let batch = try JSONDecoder().decode(Batch.self, from: Data(contentsOf: TestPaths.modelFixtures.appendingPathComponent("batch.json")))
+        let dataPath = directory.appendingPathComponent("batch.jsonl").path
+        let records = batch.input_ids.indices.map { row -> String in
+            let length = batch.attention_mask[row].reduce(0, +)
+            return #"{"input_ids": \#(Array(batch.input_ids[row].prefix(length))), "labels": \#(Array(batch.labels[row].prefix(length)))}"#
+        }
+        try records.joined(separator: "\n").write(toFile: dataPath, atomically: true, encoding: .utf8)
+        return ["train", "--model-name-or-path", TestPaths.modelFixtures.appendingPathComponent("tiny-gpt2").path,
+                "--train-file", dataPath, "--validation-split", "0", "--output-dir", output.path,
+                "--per-device-train-batch-size", "3", "--max-steps", "\(steps.count)",
+                "--learning-rate", "\(settings["learning_rate"]!)", "--warmup-steps", "\(Int(settings["warmup_steps"]!))",
+                "--weight-decay", "\(settings["weight_decay"]!)", "--max-grad-norm", "\(settings["max_grad_norm"]!)",
+                "--logging-steps", "1", "--eval-strategy", "no"]
+    }
+}
+
 @Test func trainingFollowsTheTransformersTrajectory() throws {
-    struct Fixture: Decodable {
-        struct Step: Decodable { let step: Int; let loss: Double; let learning_rate: Double; let grad_norm: Double }
-        let settings: [String: Double]
-        let steps: [Step]
-    }
-    let fixture = try JSONDecoder().decode(Fixture.self, from: Data(contentsOf: trainingFixtures.appendingPathComponent("trajectory.json")))
-    // The fixture's batch as pre-tokenized records, padding removed (the collator pads again).
-    struct Batch: Decodable { let input_ids: [[Int]]; let attention_mask: [[Int]]; let labels: [[Int]] }
-    let batch = try JSONDecoder().decode(Batch.self, from: Data(contentsOf: TestPaths.modelFixtures.appendingPathComponent("batch.json")))
+    let fixture = try TrajectoryFixture.load()
     let directory = try TestPaths.temporaryDirectory("trajectory")
-    let dataPath = directory.appendingPathComponent("batch.jsonl").path
-    let records = batch.input_ids.indices.map { row -> String in
-        let length = batch.attention_mask[row].reduce(0, +)
-        return #"{"input_ids": \#(Array(batch.input_ids[row].prefix(length))), "labels": \#(Array(batch.labels[row].prefix(length)))}"#
-    }
-    try records.joined(separator: "\n").write(toFile: dataPath, atomically: true, encoding: .utf8)
     let output = directory.appendingPathComponent("run")
-    let settings = fixture.settings
-    let result = runCLI(["train", "--model-name-or-path", TestPaths.modelFixtures.appendingPathComponent("tiny-gpt2").path,
-                         "--train-file", dataPath, "--validation-split", "0", "--output-dir", output.path,
-                         "--per-device-train-batch-size", "3", "--max-steps", "\(fixture.steps.count)",
-                         "--learning-rate", "\(settings["learning_rate"]!)", "--warmup-steps", "\(Int(settings["warmup_steps"]!))",
-                         "--weight-decay", "\(settings["weight_decay"]!)", "--max-grad-norm", "\(settings["max_grad_norm"]!)",
-                         "--logging-steps", "1", "--eval-strategy", "no"])
+    let result = runCLI(try fixture.trainArguments(directory: directory, output: output))
     #expect(result.status == 0, "\(result.error)")
     let steps = try stepRecords(output)
     try #require(steps.count == fixture.steps.count)

@@ -37,18 +37,21 @@ struct KernelTests {
         return products
     }()
 
-    @Test(arguments: products)
-    func matmulMatchesNaiveProduct(_ product: Product) {
+    /// The operands of `product` (seeded by its sizes) as stored, and the initial C.
+    static func operands(_ product: Product) -> (a: [Float], b: [Float], initial: [Float]) {
         let (m, n, k) = (product.m, product.n, product.k)
         var generator = SeededGenerator(seed: UInt64(m * 1_000_003 + n * 1009 + k))
         let a = (0..<(m * k)).map { _ in Float.random(in: -1...1, using: &generator) }
         let b = (0..<(k * n)).map { _ in Float.random(in: -1...1, using: &generator) }
         let initial = (0..<(m * n)).map { _ in Float.random(in: -1...1, using: &generator) }
-        // op(A) as [m, k] and op(B) as [k, n] in Double, from their stored layouts.
-        var opA = [Double](repeating: 0, count: m * k), opB = [Double](repeating: 0, count: k * n)
-        for i in 0..<m { for p in 0..<k { opA[i * k + p] = Double(product.transposeA ? a[p * m + i] : a[i * k + p]) } }
-        for p in 0..<k { for j in 0..<n { opB[p * n + j] = Double(product.transposeB ? b[j * k + p] : b[p * n + j]) } }
+        return (a, b, initial)
+    }
 
+    /// C for `product` through `kernel`; with `bias`, C starts as the operands' first n floats of B
+    /// in every row instead.
+    static func multiply(_ product: Product, kernel: MatrixMultiply.Kernel, bias: Bool = false) -> [Float] {
+        let (m, n, k) = (product.m, product.n, product.k)
+        let (a, b, initial) = operands(product)
         var c = initial
         a.withUnsafeBufferPointer { a in
             b.withUnsafeBufferPointer { b in
@@ -57,10 +60,23 @@ struct KernelTests {
                         m: m, n: n, k: k,
                         a: .rowMajor(a.baseAddress!, leadingDimension: product.transposeA ? m : k, transposed: product.transposeA),
                         b: .rowMajor(b.baseAddress!, leadingDimension: product.transposeB ? k : n, transposed: product.transposeB),
-                        c: c.baseAddress!, ldc: n, start: product.accumulate ? .accumulate : .zero, threads: product.threads)
+                        c: c.baseAddress!, ldc: n, start: bias ? .rowVector(b.baseAddress!) : product.accumulate ? .accumulate : .zero,
+                        threads: product.threads, kernel: kernel)
                 }
             }
         }
+        return c
+    }
+
+    @Test(arguments: products)
+    func matmulMatchesNaiveProduct(_ product: Product) {
+        let (m, n, k) = (product.m, product.n, product.k)
+        let (a, b, initial) = Self.operands(product)
+        // op(A) as [m, k] and op(B) as [k, n] in Double, from their stored layouts.
+        var opA = [Double](repeating: 0, count: m * k), opB = [Double](repeating: 0, count: k * n)
+        for i in 0..<m { for p in 0..<k { opA[i * k + p] = Double(product.transposeA ? a[p * m + i] : a[i * k + p]) } }
+        for p in 0..<k { for j in 0..<n { opB[p * n + j] = Double(product.transposeB ? b[j * k + p] : b[p * n + j]) } }
+        let c = Self.multiply(product, kernel: MatrixMultiply.Kernel(.avx2))
         // Float rounding grows with the terms' magnitudes, not with their (cancelling) sum.
         var worst = 0.0
         opA.withUnsafeBufferPointer { opA in
@@ -79,6 +95,72 @@ struct KernelTests {
             }
         }
         #expect(worst < 1e-6, "largest error relative to Σ|terms|: \(worst)")
+    }
+
+    /// The AVX-512 micro-kernel does each element's fused multiply-adds in the same order as the
+    /// AVX2 one, so it gives the same bits (and so passes every parity test the AVX2 path passes),
+    /// with its own tile (12 × 32) and blocking: edges, the bias start, and products that cross kc
+    /// and its nc block.
+    @Test(.enabled(if: MatrixMultiply.Kernel.available(.avx512), "skipped: this CPU cannot run the AVX-512 path (it has \(CPU.current.featureNames.joined(separator: ", ")))"),
+          arguments: products + [Product(m: 25, n: MatrixMultiply.Kernel(.avx512).nc + 33, k: 300, transposeA: false, transposeB: false, accumulate: false, threads: 2),
+                                 Product(m: 1, n: 15, k: 17, transposeA: true, transposeB: true, accumulate: false, threads: 1),
+                                 Product(m: 33, n: 1, k: 15, transposeA: false, transposeB: true, accumulate: true, threads: 2)])
+    func avx512PathGivesTheAVX2PathsBits(_ product: Product) {
+        for bias in [false, true] {
+            let reference = Self.multiply(product, kernel: MatrixMultiply.Kernel(.avx2), bias: bias)
+            let wide = Self.multiply(product, kernel: MatrixMultiply.Kernel(.avx512), bias: bias)
+            #expect(reference.map(\.bitPattern) == wide.map(\.bitPattern), "bias: \(bias)")
+        }
+    }
+
+    /// Edge shapes for the bfloat16 kernel: 1, 15, 17 and 33 rows and columns, odd depths (and one
+    /// past kc), every storage form, the three starts, two threads.
+    static let bfloat16Products: [Product] = [(1, 15, 17), (15, 17, 1), (17, 33, 15), (33, 1, 33), (33, 17, 257), (17, 15, 300)].flatMap { m, n, k in
+        [(false, false), (true, false), (false, true), (true, true)].map { transposeA, transposeB in
+            Product(m: m, n: n, k: k, transposeA: transposeA, transposeB: transposeB, accumulate: transposeA != transposeB, threads: m > 16 ? 2 : 1)
+        }
+    }
+
+    /// `--bf16`'s products equal the exact product of the operands rounded to bfloat16 (nearest,
+    /// ties to even), to fp32 rounding: products of bfloat16 values are exact in fp32, so only
+    /// the fp32 sums round.
+    @Test(.enabled(if: MatrixMultiply.Kernel.available(.avx512bf16), "skipped: this CPU has no bfloat16 kernel (it has \(CPU.current.featureNames.joined(separator: ", ")))"),
+          arguments: bfloat16Products)
+    func bfloat16ProductsAreTheProductsOfTheRoundedOperands(_ product: Product) {
+        let (m, n, k) = (product.m, product.n, product.k)
+        let (a, b, initial) = Self.operands(product)
+        let rounded = { (value: Float) in Double(BFloat16(value).floatValue) }
+        for bias in [false, true] {
+            let c = Self.multiply(product, kernel: MatrixMultiply.Kernel(.avx512bf16), bias: bias)
+            var worst = 0.0, unrounded = 0.0
+            for i in 0..<m {
+                for j in 0..<n {
+                    var exact = bias ? Double(b[j]) : product.accumulate ? Double(initial[i * n + j]) : 0
+                    var magnitude = abs(exact), fp32 = exact
+                    for p in 0..<k {
+                        let x = product.transposeA ? a[p * m + i] : a[i * k + p], y = product.transposeB ? b[j * k + p] : b[p * n + j]
+                        exact += rounded(x) * rounded(y)
+                        fp32 += Double(x) * Double(y)
+                        magnitude += abs(rounded(x) * rounded(y))
+                    }
+                    worst = max(worst, abs(Double(c[i * n + j]) - exact) / (magnitude + 1e-30))
+                    unrounded = max(unrounded, abs(Double(c[i * n + j]) - fp32) / (magnitude + 1e-30))
+                }
+            }
+            #expect(worst < 1e-6, "bias \(bias): largest error relative to Σ|terms|: \(worst)")
+            #expect(k < 15 || unrounded > 1e-4, "the operands were rounded (error against the unrounded product \(unrounded))")
+        }
+    }
+
+    @Test func aForcedMatmulPathMustExistAndBeRunnable() throws {
+        #expect(try MatrixMultiply.Kernel.forced(environment: [:]) == nil)
+        #expect(try MatrixMultiply.Kernel.forced(environment: ["GPT2_DDP_MATMUL": "avx2"]) == .avx2)
+        #expect(throws: ModelError.unsupportedCPU("GPT2_DDP_MATMUL=sse: not a matmul path (avx2, avx512)")) {
+            try MatrixMultiply.Kernel.forced(environment: ["GPT2_DDP_MATMUL": "sse"])
+        }
+        if !MatrixMultiply.Kernel.available(.avx512) {
+            #expect(throws: ModelError.self) { try MatrixMultiply.Kernel.forced(environment: ["GPT2_DDP_MATMUL": "avx512"]) }
+        }
     }
 
     @Test func bfloat16RoundsToNearestEvenAndWidensExactly() {
