@@ -21,6 +21,7 @@ enum BenchCommand: Command {
             .option("--seed", "N", "seed for the weights and tokens", default: "1"),
             .toggle("--matmul", "only the matrix multiplication table"),
             TrainCommand.bf16Flag,
+            TrainCommand.gradientCheckpointingFlag,
             .option("--allreduce-mb", "MB", "instead: time an allreduce of this many MB across the MPI ranks (run under mpirun)", maximum: CountLimit.megabytes),
             .toggle("--generate", "instead: time greedy generation with the key/value cache (batch 1 and 8 unless --batch-size, "
                 + "fp32 and bf16 weights, 1 thread unless --num-threads) and the memory read bandwidth that bounds it"),
@@ -63,6 +64,7 @@ enum BenchCommand: Command {
                 throw CLIError.usage(command: spec.name, message: "need --batch-size > 0 and 1 < --seq-len <= n_positions (\(config.nPositions))")
             }
             let model = try GPT2Model.randomlyInitialized(config: config, seed: seed)
+            model.gradientCheckpointing = arguments.isSet("--gradient-checkpointing")
             try timeTrainingStep(model: model, modelName: modelArguments.string("--model-config")!, batchSize: B, sequenceLength: T,
                                  threads: threads, steps: steps, seed: seed, report: report)
             return
@@ -77,6 +79,7 @@ enum BenchCommand: Command {
         }
         if arguments.isSet("--matmul") { return }
         let model = try GPT2Model.randomlyInitialized(config: config, seed: seed)
+        model.gradientCheckpointing = arguments.isSet("--gradient-checkpointing")
         for threads in threadCounts {
             for (B, T) in [(4, 64), (16, 64)] {
                 try timeTrainingStep(model: model, modelName: "gpt2", batchSize: B, sequenceLength: T, threads: threads, steps: steps,
@@ -173,7 +176,8 @@ enum BenchCommand: Command {
         let config = model.config
         let dropout = [config.embdPdrop, config.attnPdrop, config.residPdrop].map { "\($0)" }.joined(separator: "/")
         report.line(what: "train_step", fields: [("model", .string(modelName)), ("dropout_embd_attn_resid", .string(dropout)),
-                                                 ("products", .string(Kernels.bfloat16Products ? "bf16" : "fp32"))], batchSize: B, sequenceLength: T, threads: threads,
+                                                 ("products", .string(Kernels.bfloat16Products ? "bf16" : "fp32")),
+                                                 ("gradient_checkpointing", .string("\(model.gradientCheckpointing)"))], batchSize: B, sequenceLength: T, threads: threads,
                     steps: steps, milliseconds: milliseconds, tokensPerSecond: tokensPerSecond,
                     gflops: model.config.trainingFlopsPerToken(sequenceLength: T) * tokensPerSecond / 1e9)
     }

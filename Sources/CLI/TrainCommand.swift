@@ -29,6 +29,10 @@ enum TrainCommand: Command {
         bf16Flag,
     ]
 
+    /// `TrainingArguments(gradient_checkpointing=True)`, shared with `bench`.
+    static let gradientCheckpointingFlag = Flag.toggle("--gradient-checkpointing", "keep only each block's output in forward and compute the block "
+                                                       + "again in backward: the same gradients, bit for bit, with a fraction of the activations' memory, for about a third more compute")
+
     /// `TrainingArguments(bf16=True)` on a CPU, shared with `bench`.
     static let bf16Flag = Flag.toggle("--bf16", "bfloat16 operands in every matrix product, accumulated in fp32, as torch.autocast on a CPU "
                                       + "(needs AVX512-BF16); weights, gradients, AdamW, LayerNorm, softmax and the loss stay fp32")
@@ -79,6 +83,7 @@ enum TrainCommand: Command {
             .option("--replica-check-steps", "N", "under MPI, compare the ranks' parameter checksums every N steps (0: at start and end only)", default: "100",
                     maximum: CountLimit.steps),
             .option("--allreduce-bucket-mb", "MB", "size of the gradient buckets reduced while backward runs", default: "25", maximum: CountLimit.megabytes),
+            gradientCheckpointingFlag,
             .toggle("--overlap-allreduce", "start each bucket's allreduce during backward (non-blocking; slower than after backward on one core per rank, see BENCHMARKS.md)"),
         ])
 
@@ -192,6 +197,7 @@ enum TrainCommand: Command {
         settings.allreduceBucketMB = try arguments.double("--allreduce-bucket-mb")!
         guard settings.allreduceBucketMB > 0 else { throw CLIError.usage(command: spec.name, message: "--allreduce-bucket-mb must be positive") }
         settings.overlapAllreduce = arguments.isSet("--overlap-allreduce")
+        settings.gradientCheckpointing = arguments.isSet("--gradient-checkpointing")
         if let problem = settings.bestModelSettingsProblem() { throw CLIError.usage(command: spec.name, message: problem) }
         // Before any rank starts: a model whose training state cannot fit is refused at once.
         if let directory = settings.modelNameOrPath {

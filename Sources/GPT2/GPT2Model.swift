@@ -17,7 +17,15 @@ public final class GPT2Model {
     public private(set) var parameters: FloatBuffer
     public private(set) var gradients: FloatBuffer
     private var activations: Activations?
-    private var lastBatch: (batchSize: Int, sequenceLength: Int, inputs: [Int32], targets: [Int32], dropout: DropoutKey?)?
+    private var lastBatch: (batchSize: Int, sequenceLength: Int, inputs: [Int32], targets: [Int32], attentionMask: [Int32]?, dropout: DropoutKey?)?
+
+    /// `--gradient-checkpointing`: forward keeps only each block's output (the next block's input)
+    /// and one block's worth of the rest, and backward computes each block's forward again just
+    /// before its backward: the same kernels on the same inputs, so the same bits, for about a
+    /// third more work and a fraction of the activations' memory.
+    public var gradientCheckpointing = false {
+        didSet { if gradientCheckpointing != oldValue { activations = nil; lastBatch = nil } }
+    }
 
     public init(config: GPT2Config, parameters: FloatBuffer) {
         let layout = ParameterLayout(config: config)
@@ -45,23 +53,23 @@ public final class GPT2Model {
     public func forward(_ batch: Batch, dropout: DropoutKey? = nil) throws -> LossSum {
         try batch.validate(for: config)
         let (B, T) = (batch.batchSize, batch.sequenceLength)
-        let (C, L, NH, V, I) = (config.nEmbd, config.nLayer, config.nHead, config.vocabSize, config.innerSize)
+        let (C, L, V) = (config.nEmbd, config.nLayer, config.vocabSize)
         if !(activations?.fits(batchSize: B, sequenceLength: T) ?? false) {
             let rows = max(B * T, activations?.rowCapacity ?? 0)
             // B·T·T saturates, so that a count beyond an Int is refused as too large.
             let scores = max(checkedProduct(B * T, T) ?? .max, activations?.scoreCapacity ?? 0)
-            try PhysicalMemory.require(floats: checkedSum(Activations.floatCount(config: config, rowCapacity: rows, scoreCapacity: scores),
-                                                          checkedProduct(2, parameterCount)),
+            let activationFloats = Activations.floatCount(config: config, rowCapacity: rows, scoreCapacity: scores,
+                                                          checkpointed: gradientCheckpointing)
+            try PhysicalMemory.require(floats: checkedSum(activationFloats, checkedProduct(2, parameterCount)),
                                        "the activations of a batch of \(B) x \(T) tokens, with the parameters and their gradients")
-            activations = Activations(config: config, rowCapacity: rows, scoreCapacity: scores)
+            activations = Activations(config: config, rowCapacity: rows, scoreCapacity: scores, checkpointed: gradientCheckpointing)
         }
         let a = activations!
         let p = parameters.pointer
         let targets = batch.targets
-        lastBatch = (B, T, batch.inputIDs, targets, dropout)
+        lastBatch = (B, T, batch.inputIDs, targets, batch.attentionMask, dropout)
         let rows = B * T
         let epsilon = Float(config.layerNormEpsilon)
-        let scale: Float = config.scaleAttentionWeights ? 1 / Float(config.headSize).squareRoot() : 1
 
         batch.inputIDs.withUnsafeBufferPointer { tokens in
             Kernels.embeddingForward(out: a.embedded.pointer, tokens: tokens.baseAddress!, wte: p + layout.tokenEmbedding,
@@ -69,29 +77,7 @@ public final class GPT2Model {
         }
         applyDropout(a.embedded.pointer, .embedding, layer: 0, key: dropout, batch: B, sequenceLength: T)
         withOptionalPointer(batch.attentionMask) { mask in
-            for l in 0..<L {
-                let w = layout.blocks[l]
-                let x = a.block(l, batchSize: B, sequenceLength: T)
-
-                Kernels.layerNormForward(out: x.ln1, mean: x.ln1Mean, rstd: x.ln1Rstd, inp: x.input,
-                                         weight: p + w.ln1Weight, bias: p + w.ln1Bias, rows: rows, channels: C, epsilon: epsilon)
-                Kernels.linearForward(out: x.qkv, inp: x.ln1, weight: p + w.attentionWeight, bias: p + w.attentionBias,
-                                      rows: rows, inFeatures: C, outFeatures: 3 * C)
-                Kernels.attentionForward(out: x.attentionOut, att: x.attention, qkv: x.qkv, keyMask: mask,
-                                         batch: B, time: T, channels: C, heads: NH, scale: scale, dropout: attentionDropout(layer: l, key: dropout))
-                Kernels.linearForward(out: x.residual2, inp: x.attentionOut, weight: p + w.attentionProjectionWeight,
-                                      bias: p + w.attentionProjectionBias, rows: rows, inFeatures: C, outFeatures: C)
-                applyDropout(x.residual2, .attentionResidual, layer: l, key: dropout, batch: B, sequenceLength: T)
-                Kernels.residualAdd(out: x.residual2, inp: x.input, count: rows * C)
-                Kernels.layerNormForward(out: x.ln2, mean: x.ln2Mean, rstd: x.ln2Rstd, inp: x.residual2,
-                                         weight: p + w.ln2Weight, bias: p + w.ln2Bias, rows: rows, channels: C, epsilon: epsilon)
-                Kernels.linearForward(out: x.fcPre, inp: x.ln2, weight: p + w.fcWeight, bias: p + w.fcBias, rows: rows, inFeatures: C, outFeatures: I)
-                Kernels.geluForward(out: x.fcGelu, inp: x.fcPre, count: rows * I)
-                Kernels.linearForward(out: x.residual3, inp: x.fcGelu, weight: p + w.fcProjectionWeight, bias: p + w.fcProjectionBias,
-                                      rows: rows, inFeatures: I, outFeatures: C)
-                applyDropout(x.residual3, .mlpResidual, layer: l, key: dropout, batch: B, sequenceLength: T)
-                Kernels.residualAdd(out: x.residual3, inp: x.residual2, count: rows * C)
-            }
+            for l in 0..<L { blockForward(l, a.block(l, batchSize: B, sequenceLength: T), keyMask: mask, dropout: dropout, batch: B, sequenceLength: T) }
         }
         let last = a.residual3.pointer + (L - 1) * rows * C
         Kernels.layerNormForward(out: a.lnf.pointer, mean: a.lnfMean.pointer, rstd: a.lnfRstd.pointer, inp: last,
@@ -103,6 +89,32 @@ public final class GPT2Model {
                                         targets: targetPointer.baseAddress!, rows: rows, vocabulary: V)
         }
         return LossSum(sum: total, count: targets.reduce(0) { $0 + ($1 == Batch.ignoredLabel ? 0 : 1) })
+    }
+
+    /// Block l's forward from its input (x.input) to its output (x.residual3).
+    private func blockForward(_ l: Int, _ x: BlockActivations, keyMask: UnsafePointer<Int32>?, dropout: DropoutKey?, batch B: Int, sequenceLength T: Int) {
+        let (C, NH, I) = (config.nEmbd, config.nHead, config.innerSize)
+        let rows = B * T, w = layout.blocks[l], p = parameters.pointer
+        let epsilon = Float(config.layerNormEpsilon)
+        let scale: Float = config.scaleAttentionWeights ? 1 / Float(config.headSize).squareRoot() : 1
+        Kernels.layerNormForward(out: x.ln1, mean: x.ln1Mean, rstd: x.ln1Rstd, inp: x.input,
+                                 weight: p + w.ln1Weight, bias: p + w.ln1Bias, rows: rows, channels: C, epsilon: epsilon)
+        Kernels.linearForward(out: x.qkv, inp: x.ln1, weight: p + w.attentionWeight, bias: p + w.attentionBias,
+                              rows: rows, inFeatures: C, outFeatures: 3 * C)
+        Kernels.attentionForward(out: x.attentionOut, att: x.attention, qkv: x.qkv, keyMask: keyMask,
+                                 batch: B, time: T, channels: C, heads: NH, scale: scale, dropout: attentionDropout(layer: l, key: dropout))
+        Kernels.linearForward(out: x.residual2, inp: x.attentionOut, weight: p + w.attentionProjectionWeight,
+                              bias: p + w.attentionProjectionBias, rows: rows, inFeatures: C, outFeatures: C)
+        applyDropout(x.residual2, .attentionResidual, layer: l, key: dropout, batch: B, sequenceLength: T)
+        Kernels.residualAdd(out: x.residual2, inp: x.input, count: rows * C)
+        Kernels.layerNormForward(out: x.ln2, mean: x.ln2Mean, rstd: x.ln2Rstd, inp: x.residual2,
+                                 weight: p + w.ln2Weight, bias: p + w.ln2Bias, rows: rows, channels: C, epsilon: epsilon)
+        Kernels.linearForward(out: x.fcPre, inp: x.ln2, weight: p + w.fcWeight, bias: p + w.fcBias, rows: rows, inFeatures: C, outFeatures: I)
+        Kernels.geluForward(out: x.fcGelu, inp: x.fcPre, count: rows * I)
+        Kernels.linearForward(out: x.residual3, inp: x.fcGelu, weight: p + w.fcProjectionWeight, bias: p + w.fcProjectionBias,
+                              rows: rows, inFeatures: I, outFeatures: C)
+        applyDropout(x.residual3, .mlpResidual, layer: l, key: dropout, batch: B, sequenceLength: T)
+        Kernels.residualAdd(out: x.residual3, inp: x.residual2, count: rows * C)
     }
 
     /// Adds ∂(lossScale · Σ cross-entropy)/∂parameters of the last forward pass into `gradients`.
@@ -145,6 +157,11 @@ public final class GPT2Model {
         for l in stride(from: L - 1, through: 0, by: -1) {
             let w = layout.blocks[l]
             let x = a.block(l, batchSize: B, sequenceLength: T)
+            if a.checkpointed {
+                withOptionalPointer(batch.attentionMask) { mask in
+                    blockForward(l, x, keyMask: mask, dropout: batch.dropout, batch: B, sequenceLength: T)
+                }
+            }
 
             Kernels.linearBackward(dinp: a.dFc.pointer, dweight: g + w.fcProjectionWeight, dbias: g + w.fcProjectionBias,
                                    dout: droppedGradient(dResidual, .mlpResidual, layer: l), inp: x.fcGelu, weight: p + w.fcProjectionWeight, rows: rows, inFeatures: I, outFeatures: C)
@@ -235,6 +252,8 @@ final class Activations {
     let config: GPT2Config
     let rowCapacity: Int
     let scoreCapacity: Int
+    /// Gradient checkpointing: one block's intermediates, shared by all; every block's output kept.
+    let checkpointed: Bool
     let embedded, ln1, ln1Mean, ln1Rstd, qkv, attention, attentionOut, residual2: FloatBuffer
     let ln2, ln2Mean, ln2Rstd, fcPre, fcGelu, residual3, lnf, lnfMean, lnfRstd: FloatBuffer
     let logits, probabilities, losses: FloatBuffer
@@ -242,11 +261,13 @@ final class Activations {
     /// A projection's output gradient through its dropout (the residual stream keeps its own).
     let dMasked: FloatBuffer
 
-    init(config: GPT2Config, rowCapacity rows: Int, scoreCapacity scores: Int) {
-        let (C, L, NH, V, I) = (config.nEmbd, config.nLayer, config.nHead, config.vocabSize, config.innerSize)
+    init(config: GPT2Config, rowCapacity rows: Int, scoreCapacity scores: Int, checkpointed: Bool) {
+        let (C, NH, V, I) = (config.nEmbd, config.nHead, config.vocabSize, config.innerSize)
+        let L = checkpointed ? 1 : config.nLayer
         self.config = config
         rowCapacity = rows
         scoreCapacity = scores
+        self.checkpointed = checkpointed
         embedded = FloatBuffer(count: rows * C)
         ln1 = FloatBuffer(count: L * rows * C)
         ln1Mean = FloatBuffer(count: L * rows)
@@ -260,7 +281,7 @@ final class Activations {
         ln2Rstd = FloatBuffer(count: L * rows)
         fcPre = FloatBuffer(count: L * rows * I)
         fcGelu = FloatBuffer(count: L * rows * I)
-        residual3 = FloatBuffer(count: L * rows * C)
+        residual3 = FloatBuffer(count: config.nLayer * rows * C)
         lnf = FloatBuffer(count: rows * C)
         lnfMean = FloatBuffer(count: rows)
         lnfRstd = FloatBuffer(count: rows)
@@ -276,29 +297,31 @@ final class Activations {
     }
 
     /// The floats `init` allocates; nil when the count overflows an Int.
-    static func floatCount(config: GPT2Config, rowCapacity rows: Int, scoreCapacity scores: Int) -> Int? {
-        let (C, L, NH, V, I) = (config.nEmbd, config.nLayer, config.nHead, config.vocabSize, config.innerSize)
-        // Per layer and row: ln1, qkv (3C), attentionOut, residual2, ln2, residual3, their four
-        // statistics and the MLP's two (I). Per row besides: embedded, lnf, dResidual, dNorm,
-        // dQKV (3C), dAttentionOut, dMasked, lnf's statistics, the losses, dFc (I), logits and probabilities (V).
-        let perLayerRow = checkedSum(checkedProduct(8, C), checkedProduct(2, I), 4)
-        let perRow = checkedSum(checkedProduct(L, perLayerRow), checkedProduct(9, C), I, checkedProduct(2, V), 3)
-        return checkedSum(checkedProduct(rows, perRow), checkedProduct(L, NH, scores))
+    static func floatCount(config: GPT2Config, rowCapacity rows: Int, scoreCapacity scores: Int, checkpointed: Bool) -> Int? {
+        let (C, NH, V, I) = (config.nEmbd, config.nHead, config.vocabSize, config.innerSize)
+        let (L, stored) = (config.nLayer, checkpointed ? 1 : config.nLayer)
+        // Per stored layer and row: ln1, qkv (3C), attentionOut, residual2, ln2, their four
+        // statistics and the MLP's two (I); per layer and row, residual3. Per row besides: embedded,
+        // lnf, dResidual, dNorm, dQKV (3C), dAttentionOut, dMasked, lnf's statistics, the losses,
+        // dFc (I), logits and probabilities (V).
+        let perStoredLayerRow = checkedSum(checkedProduct(7, C), checkedProduct(2, I), 4)
+        let perRow = checkedSum(checkedProduct(stored, perStoredLayerRow), checkedProduct(L, C), checkedProduct(9, C), I, checkedProduct(2, V), 3)
+        return checkedSum(checkedProduct(rows, perRow), checkedProduct(stored, NH, scores))
     }
 
     func fits(batchSize B: Int, sequenceLength T: Int) -> Bool { B * T <= rowCapacity && B * T * T <= scoreCapacity }
 
     /// Block l's activations for a batch of B sequences of T tokens.
-    func block(_ l: Int, batchSize B: Int, sequenceLength T: Int) -> BlockActivations {
+    func block(_ layer: Int, batchSize B: Int, sequenceLength T: Int) -> BlockActivations {
         let (C, NH, I) = (config.nEmbd, config.nHead, config.innerSize)
-        let rows = B * T
+        let rows = B * T, l = checkpointed ? 0 : layer
         return BlockActivations(
-            input: l == 0 ? embedded.pointer : residual3.pointer + (l - 1) * rows * C,
+            input: layer == 0 ? embedded.pointer : residual3.pointer + (layer - 1) * rows * C,
             ln1: ln1.pointer + l * rows * C, ln1Mean: ln1Mean.pointer + l * rows, ln1Rstd: ln1Rstd.pointer + l * rows,
             qkv: qkv.pointer + l * rows * 3 * C, attention: attention.pointer + l * NH * B * T * T,
             attentionOut: attentionOut.pointer + l * rows * C, residual2: residual2.pointer + l * rows * C,
             ln2: ln2.pointer + l * rows * C, ln2Mean: ln2Mean.pointer + l * rows, ln2Rstd: ln2Rstd.pointer + l * rows,
-            fcPre: fcPre.pointer + l * rows * I, fcGelu: fcGelu.pointer + l * rows * I, residual3: residual3.pointer + l * rows * C)
+            fcPre: fcPre.pointer + l * rows * I, fcGelu: fcGelu.pointer + l * rows * I, residual3: residual3.pointer + layer * rows * C)
     }
 }
 

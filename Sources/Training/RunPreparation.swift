@@ -35,6 +35,7 @@ public struct PreparedRun {
         } else {
             throw TrainingError.invalidSetting("give --model-name-or-path DIR or --model-config NAME")
         }
+        model.gradientCheckpointing = arguments.gradientCheckpointing
         let blockSize = arguments.blockSize ?? model.config.nPositions
         guard blockSize > 1, blockSize <= model.config.nPositions else {
             throw TrainingError.invalidSetting("--block-size \(blockSize) must be between 2 and the model's n_positions (\(model.config.nPositions))")

@@ -87,6 +87,8 @@ public struct TrainingArguments: Codable, Sendable, Equatable {
     /// default: with one core per rank Open MPI's non-blocking collectives only move data inside
     /// MPI calls, and the blocking buckets after backward measured faster (BENCHMARKS.md).
     public var overlapAllreduce = false
+    /// Keep only each block's output in forward and compute the block again in backward.
+    public var gradientCheckpointing = false
     public var allreduceBucketMB = 25.0
 
     // Filled in when the run starts.
@@ -117,6 +119,7 @@ public struct TrainingArguments: Codable, Sendable, Equatable {
         case sampleSteps = "sample_steps", reportTo = "report_to", loggingDir = "logging_dir"
         case resumeFromCheckpoint = "resume_from_checkpoint", overwriteOutputDir = "overwrite_output_dir"
         case replicaCheckSteps = "replica_check_steps", overlapAllreduce = "overlap_allreduce", allreduceBucketMB = "allreduce_bucket_mb"
+        case gradientCheckpointing = "gradient_checkpointing"
         case worldSize = "world_size", totalSteps = "total_steps", resolvedWarmupSteps = "resolved_warmup_steps"
     }
 

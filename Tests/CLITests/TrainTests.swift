@@ -254,3 +254,24 @@ struct TrajectoryFixture: Decodable {
     #expect(try stepRecords(output).map { $0["loss"] } == losses)
     #expect(try Data(contentsOf: cache) == written)
 }
+
+/// `--gradient-checkpointing` trains the same run, bit for bit: the same losses, gradient norms
+/// and final weights (dropout on, padded batches), and records itself in training_args.json.
+@Test func gradientCheckpointingTrainsTheSameRun() throws {
+    let train = try sampleOfIdeas(from: 0, count: 64, name: "checkpointing.txt")
+    let config = try microConfig()
+    var runs: [(steps: [String], weights: Data)] = []
+    for extra in [[], ["--gradient-checkpointing"]] {
+        let output = try TestPaths.temporaryDirectory("gradient-checkpointing").appendingPathComponent("run")
+        let result = runCLI(["train", "--model-config", config, "--tokenizer", tokenizerDirectory, "--train-file", train, "--output-dir", output.path,
+                             "--max-steps", "6", "--per-device-train-batch-size", "8", "--learning-rate", "3e-3", "--logging-steps", "1",
+                             "--validation-split", "0", "--eval-strategy", "no", "--seed", "9"] + extra)
+        try #require(result.status == 0, "\(result.error)")
+        let steps = try stepRecords(output).map { "\($0["loss"]?.doubleValue ?? .nan) \($0["grad_norm"]?.doubleValue ?? .nan)" }
+        runs.append((steps, try Data(contentsOf: output.appendingPathComponent("model.safetensors"))))
+        let saved = try String(contentsOf: output.appendingPathComponent("checkpoint-6/training_args.json"), encoding: .utf8)
+        #expect(saved.contains(#""gradient_checkpointing" : \#(extra.isEmpty ? "false" : "true")"#))
+    }
+    #expect(runs[0].steps.count == 6 && runs[0].steps == runs[1].steps)
+    #expect(runs[0].weights == runs[1].weights)
+}

@@ -1,5 +1,5 @@
 import Foundation
-import GPT2
+@testable import GPT2
 import Testing
 import TestSupport
 
@@ -185,4 +185,35 @@ private func lossAndGradients(_ model: GPT2Model, _ batch: Batch, _ key: Dropout
         }
     }
     #expect(config.embdPdrop == 0 && GPT2Config().residPdrop == 0.1, "the fixture's 0 is read; Hugging Face's default is 0.1")
+}
+
+/// Gradient checkpointing computes each block again in backward, from its kept input, with the
+/// same masks: the loss, logits and every gradient are the same bits as without it, with
+/// dropout, padding and three layers (so a block's input is another block's kept output), and a
+/// second batch of another shape through the same model replans its activations.
+@Test func gradientCheckpointingGivesTheSameBits() throws {
+    var config = GPT2Config(vocabSize: 13, nPositions: 8, nEmbd: 8, nLayer: 3, nHead: 2, embdPdrop: 0.2, attnPdrop: 0.2, residPdrop: 0.2)
+    config.initializerRange = 0.4
+    let plain = try GPT2Model.randomlyInitialized(config: config, seed: 11)
+    let checkpointed = try GPT2Model.randomlyInitialized(config: config, seed: 11)
+    checkpointed.gradientCheckpointing = true
+    let short = try Batch(inputIDs: [[3, 1, 4], [1, 5, 9]])
+    for (batch, key) in [(paddedBatch, DropoutKey(seed: 3, step: 2, firstExample: 4)), (short, DropoutKey(seed: 3, step: 3, firstExample: 0)),
+                         (paddedBatch, nil)] {
+        let (loss, gradients) = try lossAndGradients(plain, batch, key)
+        let logits = Array(plain.logits)
+        let (checkpointedLoss, checkpointedGradients) = try lossAndGradients(checkpointed, batch, key)
+        #expect(loss == checkpointedLoss)
+        #expect(logits.map(\.bitPattern) == Array(checkpointed.logits).map(\.bitPattern))
+        #expect(gradients.map(\.bitPattern) == checkpointedGradients.map(\.bitPattern))
+        #expect(gradients.contains { $0 != 0 })
+    }
+    // And it did keep less: one block's intermediates instead of three.
+    func activationFloats(_ model: GPT2Model) -> Int {
+        let planned = Mirror(reflecting: model).children.first { $0.label == "activations" }?.value as? Activations
+        return Mirror(reflecting: planned as Any).children.first.map { Mirror(reflecting: $0.value).children
+            .compactMap { $0.value as? FloatBuffer }.reduce(0) { $0 + $1.count } } ?? 0
+    }
+    #expect(activationFloats(checkpointed) > 0 && activationFloats(checkpointed) < activationFloats(plain),
+            "\(activationFloats(checkpointed)) floats against \(activationFloats(plain))")
 }

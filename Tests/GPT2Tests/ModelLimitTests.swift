@@ -15,8 +15,11 @@ import TestSupport
     @Test func theCountsCheckedAreTheCountsAllocated() throws {
         for config in [Self.microConfig, GPT2Config(vocabSize: 301, nPositions: 32, nEmbd: 32, nLayer: 3, nHead: 4, nInner: 40)] {
             #expect(config.parameterCount == ParameterLayout(config: config).totalCount)
-            let activations = Activations(config: config, rowCapacity: 3 * 7, scoreCapacity: 3 * 7 * 7)
-            #expect(Activations.floatCount(config: config, rowCapacity: 3 * 7, scoreCapacity: 3 * 7 * 7) == allocatedFloats(activations))
+            for checkpointed in [false, true] {
+                let activations = Activations(config: config, rowCapacity: 3 * 7, scoreCapacity: 3 * 7 * 7, checkpointed: checkpointed)
+                #expect(Activations.floatCount(config: config, rowCapacity: 3 * 7, scoreCapacity: 3 * 7 * 7, checkpointed: checkpointed)
+                        == allocatedFloats(activations), "checkpointed: \(checkpointed)")
+            }
             let model = try GPT2Model.randomlyInitialized(config: config, seed: 1)
             let session = InferenceSession(model: model, batchSize: 3, capacity: 7, weights: DecodingWeights(model: model, dtype: .float32))
             #expect(InferenceSession.floatCount(config: config, batchSize: 3, capacity: 7) == allocatedFloats(session))
