@@ -220,7 +220,15 @@ enum TrainCommand: Command {
                 (runDirectory, resumePath) = try RunDirectory.start(settings, finalFileNames: finalFileNames, log: output.log)
             }
             try communicator.barrier()
+            // Before the weights exist: a model whose weights, gradients and moments alone outgrow this rank's share of the node.
+            if let source = settings.modelNameOrPath.map({ $0 + "/" + GPT2Model.configFileName }) ?? settings.modelConfig,
+               let config = try? GPT2Config.resolve(source) {
+                try MemoryPlan.check(arguments: settings, config: config, trainLength: 1, evalLength: 0, weightsOnly: true)
+            }
             let run = try PreparedRun.prepare(settings, dataFile: settings.trainFile, communicator: communicator, log: output.log)
+            // Before the optimizer's moments and the activations exist: does this rank's share of the node hold them?
+            try MemoryPlan.check(arguments: settings, config: run.model.config, trainLength: run.train.longestExample,
+                                 evalLength: run.validation?.longestExample ?? 0)
             if let tokenizer = run.tokenizer, let bos = tokenizer.bosTokenID {
                 var sampling = GenerationSettings()
                 (sampling.maxNewTokens, sampling.eosTokenIDs) = (40, Set([tokenizer.eosTokenID].compactMap { $0 }))

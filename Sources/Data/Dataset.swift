@@ -72,6 +72,9 @@ public struct Dataset: RandomAccessCollection, Sendable {
 
     public var tokenCount: Int { indices.reduce(0) { $0 + length(at: $1) } }
 
+    /// The tokens of the longest example: what a padded batch is at most wide.
+    public var longestExample: Int { indices.reduce(0) { Swift.max($0, length(at: $1)) } }
+
     /// Examples cut to `blockSize`, counting how many were cut.
     public func truncated(to blockSize: Int) -> Dataset {
         precondition(packing == nil, "truncate before packing")

@@ -325,6 +325,20 @@ final class Activations {
     }
 }
 
+extension GPT2Config {
+    /// The floats a model's planned activations take for up to `rows` tokens in batches whose
+    /// attention weights take up to `scores` per head (B·T·T); nil when the count overflows.
+    public func activationFloatCount(rows: Int, scores: Int, checkpointed: Bool) -> Int? {
+        Activations.floatCount(config: self, rowCapacity: rows, scoreCapacity: scores, checkpointed: checkpointed)
+    }
+
+    /// The floats generating `batchSize` sequences of up to `capacity` tokens takes besides the
+    /// model: the session's caches and the fp32 decoding weights.
+    public func decodingFloatCount(batchSize: Int, capacity: Int) -> Int? {
+        checkedSum(InferenceSession.floatCount(config: self, batchSize: batchSize, capacity: capacity), matrixWeightCount)
+    }
+}
+
 /// Where one transformer block's activations live: [B·T, C] rows, except qkv [B·T, 3C], the MLP's
 /// [B·T, I], the LayerNorm statistics [B·T] and the attention weights [B, NH, T, T].
 struct BlockActivations {

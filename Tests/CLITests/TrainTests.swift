@@ -275,3 +275,16 @@ struct TrajectoryFixture: Decodable {
     #expect(runs[0].steps.count == 6 && runs[0].steps == runs[1].steps)
     #expect(runs[0].weights == runs[1].weights)
 }
+
+/// Ranks that share a node share its memory: told there are a million ranks here, train refuses
+/// before the first step with one line naming the figures, exit 2 (a supervisor never retries it).
+@Test func aRankShortOfItsShareOfTheNodeIsRefused() throws {
+    let train = try sampleOfIdeas(from: 0, count: 16, name: "memory.txt")
+    let output = try TestPaths.temporaryDirectory("memory-check").appendingPathComponent("run")
+    let result = try runProcess(TestPaths.executable, ["train", "--model-config", try microConfig(), "--tokenizer", tokenizerDirectory,
+                                                       "--train-file", train, "--output-dir", output.path, "--max-steps", "1"],
+                                environment: ["OMPI_COMM_WORLD_LOCAL_SIZE": "1000000"])
+    #expect(result.status == 2 && result.error.contains("each rank needs") && result.error.contains("shared by its 1000000 ranks"), "\(result.error)")
+    #expect(result.error.split(separator: "\n").last?.hasPrefix("gpt2-ddp train: error: ") == true)
+    #expect(!FileManager.default.fileExists(atPath: output.appendingPathComponent("checkpoint-1").path))
+}
