@@ -53,6 +53,8 @@ public struct GPT2Config: Sendable, Equatable {
 
     public var innerSize: Int { nInner ?? 4 * nEmbd }
     public var headSize: Int { nEmbd / nHead }
+    /// What attention scores are multiplied by before the softmax: 1/√head size (`scale_attn_weights`), else 1.
+    var attentionScale: Float { scaleAttentionWeights ? 1 / Float(headSize).squareRoot() : 1 }
 
     /// Built-in shapes for training from scratch, named as on the Hugging Face hub.
     public static let presets: [String: GPT2Config] = [

@@ -96,7 +96,7 @@ public final class GPT2Model {
         let (C, NH, I) = (config.nEmbd, config.nHead, config.innerSize)
         let rows = B * T, w = layout.blocks[l], p = parameters.pointer
         let epsilon = Float(config.layerNormEpsilon)
-        let scale: Float = config.scaleAttentionWeights ? 1 / Float(config.headSize).squareRoot() : 1
+        let scale = config.attentionScale
         Kernels.layerNormForward(out: x.ln1, mean: x.ln1Mean, rstd: x.ln1Rstd, inp: x.input,
                                  weight: p + w.ln1Weight, bias: p + w.ln1Bias, rows: rows, channels: C, epsilon: epsilon)
         Kernels.linearForward(out: x.qkv, inp: x.ln1, weight: p + w.attentionWeight, bias: p + w.attentionBias,
@@ -128,7 +128,7 @@ public final class GPT2Model {
         let (C, L, NH, V, I) = (config.nEmbd, config.nLayer, config.nHead, config.vocabSize, config.innerSize)
         let rows = B * T
         let p = parameters.pointer, g = gradients.pointer
-        let scale: Float = config.scaleAttentionWeights ? 1 / Float(config.headSize).squareRoot() : 1
+        let scale = config.attentionScale
         /// ∂L/∂(a projection's output) from ∂L/∂(the residual sum it is added into): through the
         /// dropout between them, into dMasked; the residual stream's own gradient is left whole.
         func droppedGradient(_ dSum: UnsafeMutablePointer<Float>, _ site: DropoutSite, layer: Int) -> UnsafeMutablePointer<Float> {
@@ -157,7 +157,8 @@ public final class GPT2Model {
         for l in stride(from: L - 1, through: 0, by: -1) {
             let w = layout.blocks[l]
             let x = a.block(l, batchSize: B, sequenceLength: T)
-            if a.checkpointed {
+            // The last block's intermediates are still those forward left in the shared buffers.
+            if a.checkpointed && l < L - 1 {
                 withOptionalPointer(batch.attentionMask) { mask in
                     blockForward(l, x, keyMask: mask, dropout: batch.dropout, batch: B, sequenceLength: T)
                 }

@@ -72,7 +72,7 @@ public final class InferenceSession {
         let p = model.parameters.pointer
         let layout = model.layout
         let epsilon = Float(config.layerNormEpsilon)
-        let scale: Float = config.scaleAttentionWeights ? 1 / Float(config.headSize).squareRoot() : 1
+        let scale = config.attentionScale
 
         for b in 0..<B {
             for i in 0..<n {

@@ -151,22 +151,18 @@ enum MatrixMultiply {
         @inline(__always)
         func run(depth: Int, a: UnsafePointer<Float>, b: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int,
                  start: MatrixMultiplyStart) {
+            // The C kernels' start: 0 zero, 1 accumulate, 2 every row = `row`.
+            let (startCode, row): (Int32, UnsafePointer<Float>?) = switch start {
+            case .zero: (0, nil)
+            case .accumulate: (1, nil)
+            case .rowVector(let row): (2, row)
+            }
             switch path {
             case .avx2: MatrixMultiply.microKernel(depth: depth, a: a, b: b, c: c, ldc: ldc, start: start)
-            case .avx512:
-                switch start {
-                case .zero: ckernels_sgemm_avx512_12x32(Int64(depth), a, b, c, Int64(ldc), 0, nil)
-                case .accumulate: ckernels_sgemm_avx512_12x32(Int64(depth), a, b, c, Int64(ldc), 1, nil)
-                case .rowVector(let row): ckernels_sgemm_avx512_12x32(Int64(depth), a, b, c, Int64(ldc), 2, row)
-                }
+            case .avx512: ckernels_sgemm_avx512_12x32(Int64(depth), a, b, c, Int64(ldc), startCode, row)
             case .avx512bf16:
-                let (pairs, wordsA, wordsB) = (Int64(packedDepth(depth)), UnsafeRawPointer(a).assumingMemoryBound(to: UInt32.self),
-                                               UnsafeRawPointer(b).assumingMemoryBound(to: UInt32.self))
-                switch start {
-                case .zero: ckernels_sgemm_avx512bf16_12x32(pairs, wordsA, wordsB, c, Int64(ldc), 0, nil)
-                case .accumulate: ckernels_sgemm_avx512bf16_12x32(pairs, wordsA, wordsB, c, Int64(ldc), 1, nil)
-                case .rowVector(let row): ckernels_sgemm_avx512bf16_12x32(pairs, wordsA, wordsB, c, Int64(ldc), 2, row)
-                }
+                ckernels_sgemm_avx512bf16_12x32(Int64(packedDepth(depth)), UnsafeRawPointer(a).assumingMemoryBound(to: UInt32.self),
+                                                UnsafeRawPointer(b).assumingMemoryBound(to: UInt32.self), c, Int64(ldc), startCode, row)
             }
         }
     }
