@@ -184,11 +184,6 @@ public enum Kernels {
         public let mask: DropoutMask
         public let firstExample: Int
         public let maximumLength: Int
-        public init(mask: DropoutMask, firstExample: Int, maximumLength: Int) {
-            self.mask = mask
-            self.firstExample = firstExample
-            self.maximumLength = maximumLength
-        }
 
         /// dropped[T, T] = weights[T, T] (causal: zero past the diagonal) with the mask applied;
         /// `weights` and `dropped` may be the same.
