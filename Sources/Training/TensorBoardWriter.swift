@@ -28,9 +28,12 @@ public final class TensorBoardWriter {
 
     /// The name TensorBoard's (and torch.utils.tensorboard's) writer gives a new event file:
     /// `events.out.tfevents.SECONDS.HOST.PID.N`, N counting the files this process has opened.
+    /// TensorBoard reads a folder's files in name order, so N has six digits (as SECONDS has
+    /// ten): files one process opens in the same second are read in the order it opened them
+    /// (unpadded, a resumed run's ".10" was read before the first run's ".9").
     public static func nextFileName() -> String {
         let count = filesOpened.add(1, ordering: .relaxed).oldValue
-        return String(format: "events.out.tfevents.%010ld.%@.%d.%ld", Int(Date().timeIntervalSince1970), hostName(), getpid(), count)
+        return String(format: "events.out.tfevents.%010ld.%@.%d.%06ld", Int(Date().timeIntervalSince1970), hostName(), getpid(), count)
     }
 
     /// Creates `directory` if needed and a new event file `fileName` in it, starting with the

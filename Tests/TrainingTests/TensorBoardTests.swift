@@ -35,6 +35,8 @@ import Glibc
     let hostName = String(decoding: host.prefix { $0 != 0 }.map { UInt8(bitPattern: $0) }, as: UTF8.self)
     #expect(name.wholeMatch(of: try Regex("events\\.out\\.tfevents\\.[0-9]{10}\\.\(NSRegularExpression.escapedPattern(for: hostName))\\.\(getpid())\\.[0-9]+")) != nil, "\(name)")
     #expect(TensorBoardWriter.nextFileName() != TensorBoardWriter.nextFileName(), "files opened in the same second get different names")
+    let opened = (0..<25).map { _ in TensorBoardWriter.nextFileName() }
+    #expect(opened.sorted() == opened, "name order is the order they were opened in, as TensorBoard reads them: \(opened)")
 
     let before = Date().timeIntervalSince1970
     let writer = try TensorBoardWriter(directory: directory.path, fileName: name)
