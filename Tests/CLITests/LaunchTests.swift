@@ -136,10 +136,11 @@ import Training
         let initialised = try runProcess(TestPaths.executable, ["init", "--model-config", try microConfig(), "--output-dir", model.path])
         try #require(initialised.status == 0, "\(initialised.error)")
         let data = try sampleOfIdeas(from: 4300, count: 200, name: "ideas.txt")
-        let steps = 40
+        // Long enough (a few seconds) that the kill, polled every 0.1 s, lands well before the end.
+        let steps = 160
         let result = try runProcess(URL(fileURLWithPath: "/bin/bash"), [Self.launch.appendingPathComponent("rehearse-slurm").path], environment: [
             "GPT2_DDP": TestPaths.executable.path, "MODEL": model.path, "TOKENIZER": tokenizerDirectory, "TRAIN_FILE": data, "OUTPUT_DIR": output.path,
-            "TRAIN_FLAGS": "--max-steps \(steps) --per-device-train-batch-size 4 --learning-rate 3e-3 --logging-steps 1 --eval-steps 20 --save-steps 5 --seed 3",
+            "TRAIN_FLAGS": "--max-steps \(steps) --per-device-train-batch-size 4 --learning-rate 3e-3 --logging-steps 1 --eval-steps 80 --save-steps 10 --seed 3",
         ])
         if result.status == 77 {
             print("aSlurmJobKilledAfterACheckpointIsRequeuedAndResumes: \(result.error)")  // this machine cannot host the rehearsal
@@ -148,14 +149,15 @@ import Training
         try #require(result.status == 0, "\(result.error)\n\(result.output)")
         let log = result.output
         #expect(log.contains("2 rank(s) x 4"), "both runs are one job of 2 ranks: \(log)")
-        let killed = try #require(result.error.firstMatch(of: /killed rank 1 \(pid \d+\) after (\S+)/)).1
+        let killedAfter = try #require(result.error.firstMatch(of: /killed rank 1 \(pid \d+\) after \S+checkpoint-(\d+)/)).1
+        let newest = try #require(result.error.firstMatch(of: /newest complete checkpoint after the kill: (\S+)/)).1
         let resumed = try #require(log.firstMatch(of: /resumed from (\S+) at step (\d+)/), "\(log)")
-        #expect(resumed.1 == killed, "it resumed from the checkpoint it was killed after: \(log)")
+        #expect(resumed.1 == newest, "it resumed from the newest checkpoint the killed job left: \(log)")
         let step = try #require(Int(resumed.2))
-        #expect(step > 0 && step < steps)
+        #expect(step >= Int(killedAfter)! && step < steps)
         // Metrics as one uninterrupted run writes them: every step once, evaluations, the summary.
         #expect(try stepRecords(output).compactMap { $0["step"]?.doubleValue } == (1...steps).map(Double.init))
-        #expect(try metrics(output).filter { $0["eval_loss"] != nil }.compactMap { $0["step"]?.doubleValue } == [20, 40])
+        #expect(try metrics(output).filter { $0["eval_loss"] != nil }.compactMap { $0["step"]?.doubleValue } == [80, 160])
         #expect(try metrics(output).last?["train_loss"] != nil)
         let (final, _) = try GPT2Model.load(directory: output.path)
         #expect(final.config.nEmbd == 16)
