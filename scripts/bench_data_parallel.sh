@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Training throughput of GPT-2 124M (random weights) on real startup ideas at the recipe's global
 # batch of 16: 1 rank x 2 threads against 2 ranks x 1 thread (launch/local), the latter with and
-# without overlapping the gradient allreduce with backward. Rounds alternate the three set-ups.
+# without overlapping the gradient allreduce with backward, and with ZeRO-1. Rounds alternate the
+# four set-ups.
 # Flags after STEPS go to every run (e.g. --packing --block-size 256 for full 256-token blocks).
 #   scripts/bench_data_parallel.sh MODEL_DIR TOKENIZER_DIR TEXT_FILE [ROUNDS] [STEPS] [TRAIN FLAGS...]
 set -euo pipefail
@@ -31,5 +32,7 @@ for round in $(seq "$rounds"); do
     report "2 ranks x 1 thread, overlapped allreduce" "$work/b$round"
     bash launch/local "${common[@]}" --per-device-train-batch-size 8 --output-dir "$work/c$round" >/dev/null 2>&1
     report "2 ranks x 1 thread, allreduce after backward" "$work/c$round"
+    bash launch/local "${common[@]}" --per-device-train-batch-size 8 --zero-stage 1 --output-dir "$work/d$round" >/dev/null 2>&1
+    report "2 ranks x 1 thread, ZeRO-1 (reduce-scatter and all-gather after backward)" "$work/d$round"
 done
 rm -rf "$work"

@@ -169,8 +169,9 @@ enum BenchCommand: Command {
             let loss = try model.forward(batch, dropout: DropoutKey(seed: seed, step: 0, firstExample: 0))
             model.zeroGradients()
             model.backward(lossScale: 1 / Float(loss.count))
-            let clipping = gradientClipping(model.gradients, maxNorm: 1)
-            optimizer.update(parameters: model.parameters, gradients: model.gradients, learningRate: 5e-5, gradientScale: clipping.scale)
+            let norm = Kernels.sumOfSquares(model.gradients.pointer, count: model.gradients.count).squareRoot()
+            optimizer.update(parameters: model.parameters, gradients: model.gradients, learningRate: 5e-5,
+                             gradientScale: clippingScale(norm: norm, maxNorm: 1))
         }
         let tokensPerSecond = Double(B * T) / (milliseconds / 1000)
         let config = model.config

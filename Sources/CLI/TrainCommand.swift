@@ -84,6 +84,8 @@ enum TrainCommand: Command {
                     maximum: CountLimit.steps),
             .option("--allreduce-bucket-mb", "MB", "size of the gradient buckets reduced while backward runs", default: "25", maximum: CountLimit.megabytes),
             gradientCheckpointingFlag,
+            .option("--zero-stage", "0|1", "1: shard AdamW's moments and work across the ranks (ZeRO-1): the gradients are reduce-scattered and the "
+                    + "updated parameters all-gathered, the same bytes on the wire as an allreduce; 0: every rank holds and updates everything", default: "0"),
             .toggle("--overlap-allreduce", "start each bucket's allreduce during backward (non-blocking; slower than after backward on one core per rank, see BENCHMARKS.md)"),
         ])
 
@@ -198,12 +200,16 @@ enum TrainCommand: Command {
         guard settings.allreduceBucketMB > 0 else { throw CLIError.usage(command: spec.name, message: "--allreduce-bucket-mb must be positive") }
         settings.overlapAllreduce = arguments.isSet("--overlap-allreduce")
         settings.gradientCheckpointing = arguments.isSet("--gradient-checkpointing")
+        settings.zeroStage = try arguments.int("--zero-stage")!
+        guard [0, 1].contains(settings.zeroStage) else {
+            throw CLIError.usage(command: spec.name, message: "--zero-stage must be 0 (replicated optimizer) or 1 (sharded optimizer), got \(settings.zeroStage)")
+        }
         if let problem = settings.bestModelSettingsProblem() { throw CLIError.usage(command: spec.name, message: problem) }
         // Before any rank starts: a model whose training state cannot fit is refused at once.
         if let directory = settings.modelNameOrPath {
-            try GPT2Model.loadConfig(directory: directory).requireTrainingMemory(source: GPT2Model.configPath(directory: directory))
+            try GPT2Model.loadConfig(directory: directory).requireTrainingMemory(source: GPT2Model.configPath(directory: directory), zeroStage: settings.zeroStage)
         } else if let source = settings.modelConfig {
-            try GPT2Config.resolve(source).requireTrainingMemory(source: source)
+            try GPT2Config.resolve(source).requireTrainingMemory(source: source, zeroStage: settings.zeroStage)
         }
 
         try runOnEveryRank(command: spec.name, console: console) { communicator in
@@ -223,12 +229,12 @@ enum TrainCommand: Command {
             // Before the weights exist: a model whose weights, gradients and moments alone outgrow this rank's share of the node.
             if let source = settings.modelNameOrPath.map({ $0 + "/" + GPT2Model.configFileName }) ?? settings.modelConfig,
                let config = try? GPT2Config.resolve(source) {
-                try MemoryPlan.check(arguments: settings, config: config, trainLength: 1, evalLength: 0, weightsOnly: true)
+                try MemoryPlan.check(arguments: settings, config: config, trainLength: 1, evalLength: 0, worldSize: communicator.size, weightsOnly: true)
             }
             let run = try PreparedRun.prepare(settings, dataFile: settings.trainFile, communicator: communicator, log: output.log)
             // Before the optimizer's moments and the activations exist: does this rank's share of the node hold them?
             try MemoryPlan.check(arguments: settings, config: run.model.config, trainLength: run.train.longestExample,
-                                 evalLength: run.validation?.longestExample ?? 0)
+                                 evalLength: run.validation?.longestExample ?? 0, worldSize: communicator.size)
             if let tokenizer = run.tokenizer, let bos = tokenizer.bosTokenID {
                 var sampling = GenerationSettings()
                 (sampling.maxNewTokens, sampling.eosTokenIDs) = (40, Set([tokenizer.eosTokenID].compactMap { $0 }))

@@ -13,6 +13,13 @@ public protocol Communicator: AnyObject {
     func startAllReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws
     func progressReductions() throws
     func waitForReductions() throws
+    /// Starts a sum of `buffer` across ranks that leaves each rank only the sum over its own part:
+    /// `counts[r]` elements for rank r, the parts in rank order covering the buffer. After
+    /// `waitForReductions()` this rank's part holds the total; the other parts hold nothing of use.
+    func startReduceScatterSum(_ buffer: UnsafeMutableBufferPointer<Float>, counts: [Int]) throws
+    /// The inverse: every rank's part of `buffer` (laid out as for `startReduceScatterSum`) copied to
+    /// every other rank, in place; completed by `waitForReductions()`.
+    func startAllGather(_ buffer: UnsafeMutableBufferPointer<Float>, counts: [Int]) throws
     /// Copies `buffer` from rank `root` to every other rank.
     func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws
     /// Every rank's `value`, in rank order, on every rank.
@@ -71,6 +78,8 @@ public final class SingleProcessCommunicator: Communicator {
     public func startAllReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {}
     public func progressReductions() throws {}
     public func waitForReductions() throws {}
+    public func startReduceScatterSum(_ buffer: UnsafeMutableBufferPointer<Float>, counts: [Int]) throws {}
+    public func startAllGather(_ buffer: UnsafeMutableBufferPointer<Float>, counts: [Int]) throws {}
     public func broadcast(_ buffer: UnsafeMutableRawBufferPointer, root: Int) throws {}
     public func allGather(_ value: UInt64) throws -> [UInt64] { [value] }
     public func barrier() throws {}

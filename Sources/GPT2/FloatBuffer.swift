@@ -29,6 +29,11 @@ public final class FloatBuffer: @unchecked Sendable {  // callers coordinate acc
 
     public var buffer: UnsafeMutableBufferPointer<Float> { UnsafeMutableBufferPointer(start: pointer, count: count) }
     public var array: [Float] { Array(buffer) }
+    /// The elements of `range`, for the collectives that move one part of a buffer.
+    public func slice(_ range: Range<Int>) -> UnsafeMutableBufferPointer<Float> {
+        precondition(range.lowerBound >= 0 && range.upperBound <= count)
+        return UnsafeMutableBufferPointer(start: pointer + range.lowerBound, count: range.count)
+    }
 
     public func zero() { memset(pointer, 0, count * MemoryLayout<Float>.stride) }
 

@@ -108,8 +108,11 @@ extension GPT2Model {
 
     /// Writes flat buffers laid out like the parameters (the parameters themselves, gradients,
     /// optimiser moments) under Hugging Face's names and shapes, each name behind its prefix.
+    /// `willWriteBuffer(b)` runs just before buffer b's first value is read: several names can
+    /// share one buffer that is filled in turn.
     public func saveWeights(to path: String, buffers: [(namePrefix: String, buffer: FloatBuffer)],
-                            extra: [FloatTensor] = [], metadata: [String: String] = ["format": "pt"]) throws {
+                            extra: [FloatTensor] = [], metadata: [String: String] = ["format": "pt"],
+                            willWriteBuffer: (Int) throws -> Void = { _ in }) throws {
         let tensors = buffers.flatMap { namePrefix, buffer in
             precondition(buffer.count == layout.totalCount)
             return layout.tensors.map {
@@ -117,7 +120,11 @@ extension GPT2Model {
                             values: UnsafeBufferPointer(start: buffer.pointer + $0.offset, count: $0.count))
             }
         }
-        try SafeTensorsWriter.write(extra + tensors, metadata: metadata, to: path)
+        let perBuffer = layout.tensors.count
+        try SafeTensorsWriter.write(extra + tensors, metadata: metadata, to: path) { index in
+            let position = index - extra.count
+            if position >= 0 && position % perBuffer == 0 { try willWriteBuffer(position / perBuffer) }
+        }
     }
 
     /// Reads a buffer laid out like the parameters from `file`, every tensor under `namePrefix`,

@@ -17,7 +17,10 @@ public struct FloatTensor {
 public enum SafeTensorsWriter {
     /// Writes F32 tensors, in the order given, atomically. The header is padded with spaces to a
     /// multiple of 8 bytes so that the data section is aligned, as the reference writer does.
-    public static func write(_ tensors: [FloatTensor], metadata: [String: String] = [:], to path: String) throws {
+    /// `willWrite(i)` runs just before tensor i's values are read, so that they can be filled in
+    /// then (a buffer reused for several tensors in turn).
+    public static func write(_ tensors: [FloatTensor], metadata: [String: String] = [:], to path: String,
+                             willWrite: (Int) throws -> Void = { _ in }) throws {
         var header: [String: Any] = [:]
         var offset = 0
         for tensor in tensors {
@@ -35,7 +38,10 @@ public enum SafeTensorsWriter {
             var length = UInt64(headerBytes.count).littleEndian
             try withUnsafeBytes(of: &length) { try file.append($0) }
             try file.append(headerBytes)
-            for tensor in tensors { try file.append(UnsafeRawBufferPointer(tensor.values)) }
+            for (index, tensor) in tensors.enumerated() {
+                try willWrite(index)
+                try file.append(UnsafeRawBufferPointer(tensor.values))
+            }
         }
     }
 }

@@ -34,7 +34,11 @@ public final class AdamW {
     }
 
     public let settings: Settings
-    /// exp_avg and exp_avg_sq, laid out like the parameters.
+    /// The part of the parameter buffer this optimizer updates: all of it, or under ZeRO-1 this
+    /// rank's shard.
+    public let shard: Range<Int>
+    private let parameterCount: Int
+    /// exp_avg and exp_avg_sq of the shard: element i is parameter `shard.lowerBound + i`'s.
     public let firstMoment: FloatBuffer
     public let secondMoment: FloatBuffer
     /// Updates taken so far (torch's `step` state).
@@ -42,20 +46,28 @@ public final class AdamW {
     private let decayedRanges: [Range<Int>]
     private let undecayedRanges: [Range<Int>]
 
-    public init(layout: ParameterLayout, settings: Settings) {
+    public init(layout: ParameterLayout, settings: Settings, shard: Range<Int>? = nil) {
+        let shard = shard ?? 0..<layout.totalCount
         self.settings = settings
-        firstMoment = FloatBuffer(count: layout.totalCount)
-        secondMoment = FloatBuffer(count: layout.totalCount)
-        decayedRanges = layout.tensors.filter { Self.isDecayed($0.name) }.map(\.range)
-        undecayedRanges = layout.tensors.filter { !Self.isDecayed($0.name) }.map(\.range)
+        self.shard = shard
+        parameterCount = layout.totalCount
+        firstMoment = FloatBuffer(count: shard.count)
+        secondMoment = FloatBuffer(count: shard.count)
+        let within = { (tensors: [ParameterTensor]) in tensors.map { $0.range.clamped(to: shard) }.filter { !$0.isEmpty } }
+        decayedRanges = within(layout.tensors.filter { Self.isDecayed($0.name) })
+        undecayedRanges = within(layout.tensors.filter { !Self.isDecayed($0.name) })
     }
+
+    /// Whether the moments cover the whole parameter buffer (no sharding, or a world of one).
+    public var holdsEveryMoment: Bool { shard == 0..<parameterCount }
 
     /// Trainer's rule: no decay on biases and LayerNorm parameters.
     public static func isDecayed(_ name: String) -> Bool {
         !name.hasSuffix(".bias") && !name.contains(".ln_")
     }
 
-    /// One step from the gradients times `gradientScale` (the clipping factor of `gradientClipping`).
+    /// One step of the shard's parameters from their gradients times `gradientScale` (the clipping
+    /// factor of `clippingScale`); the rest of both buffers is neither read nor written.
     public func update(parameters: FloatBuffer, gradients: FloatBuffer, learningRate: Double, gradientScale: Float = 1) {
         stepCount += 1
         let t = Double(stepCount)
@@ -67,8 +79,9 @@ public final class AdamW {
         for (ranges, decay) in [(decayedRanges, Float(1 - learningRate * settings.weightDecay)), (undecayedRanges, Float(1))] {
             step.decayFactor = decay
             for range in ranges {
+                let moment = range.lowerBound - shard.lowerBound
                 Kernels.adamW(parameters: parameters.pointer + range.lowerBound, gradients: gradients.pointer + range.lowerBound,
-                              firstMoment: firstMoment.pointer + range.lowerBound, secondMoment: secondMoment.pointer + range.lowerBound,
+                              firstMoment: firstMoment.pointer + moment, secondMoment: secondMoment.pointer + moment,
                               count: range.count, step: step)
             }
         }
@@ -77,18 +90,21 @@ public final class AdamW {
 
 extension GPT2Config {
     /// Throws unless training fits in this machine's memory: the parameters, their gradients and
-    /// AdamW's two moments, naming `source`.
-    public func requireTrainingMemory(source: String) throws {
-        try requireMemory(copies: 4, companions: "their gradients and AdamW's two moments", source: source)
+    /// AdamW's two moments (under ZeRO-1 spread over the ranks, so not counted), naming `source`.
+    public func requireTrainingMemory(source: String, zeroStage: Int = 0) throws {
+        if zeroStage == 1 {
+            try requireMemory(copies: 2, companions: "their gradients", source: source)
+        } else {
+            try requireMemory(copies: 4, companions: "their gradients and AdamW's two moments", source: source)
+        }
     }
 }
 
-/// The global L2 norm of `gradients` and the factor `clip_grad_norm_` multiplies them by:
+/// The factor `clip_grad_norm_` multiplies the gradients by, for their global L2 `norm`:
 /// maxNorm / (norm + 1e-6) where that is below 1, else 1 (and 1 when maxNorm is 0, no clipping).
 /// AdamW applies the factor as it reads each gradient, which saves a pass over the buffer and
 /// gives the same floats as scaling first.
-public func gradientClipping(_ gradients: FloatBuffer, maxNorm: Double) -> (norm: Double, scale: Float) {
-    let norm = Kernels.sumOfSquares(gradients.pointer, count: gradients.count).squareRoot()
-    guard maxNorm > 0 else { return (norm, 1) }
-    return (norm, Float(min(1, maxNorm / (norm + 1e-6))))
+public func clippingScale(norm: Double, maxNorm: Double) -> Float {
+    guard maxNorm > 0 else { return 1 }
+    return Float(min(1, maxNorm / (norm + 1e-6)))
 }

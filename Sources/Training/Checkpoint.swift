@@ -18,13 +18,28 @@ public enum Checkpoint {
     public static let runStateFileName = "gpt2_ddp_state.json"
     public static let argumentsFileName = "training_args.json"
     public static let prefix = "checkpoint-"
+    /// The moments' names in the optimizer file, as torch's state_dict calls them.
+    public static let momentPrefixes = ["exp_avg.", "exp_avg_sq."]
 
     public static func directory(in outputDir: String, step: Int) -> String {
         URL(fileURLWithPath: outputDir).appendingPathComponent("\(prefix)\(step)").path
     }
 
-    public static func write(to path: String, model: GPT2Model, optimizer: AdamW, state: TrainerState,
+    /// AdamW's two moments as the checkpoint writes them, whole: the optimizer's own buffers, or
+    /// under ZeRO-1 one buffer that `fill(i)` fills with moment i (gathered from every rank's
+    /// shard) just before it is written, so that no rank ever holds both whole.
+    public struct Moments {
+        public let buffers: [FloatBuffer]
+        public let fill: (Int) throws -> Void
+        public init(buffers: [FloatBuffer], fill: @escaping (Int) throws -> Void = { _ in }) {
+            self.buffers = buffers
+            self.fill = fill
+        }
+    }
+
+    public static func write(to path: String, model: GPT2Model, optimizer: AdamW, moments: Moments? = nil, state: TrainerState,
                              arguments: TrainingArguments, extraFiles: (String) throws -> Void) throws {
+        let moments = moments ?? Moments(buffers: [optimizer.firstMoment, optimizer.secondMoment])
         let url = URL(fileURLWithPath: path)
         let parent = url.deletingLastPathComponent()
         let temporary = parent.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
@@ -34,8 +49,8 @@ public enum Checkpoint {
             try fileManager.createDirectory(at: temporary, withIntermediateDirectories: true)
             try model.save(directory: temporary.path)
             try model.saveWeights(to: temporary.appendingPathComponent(optimizerFileName).path,
-                                  buffers: [("exp_avg.", optimizer.firstMoment), ("exp_avg_sq.", optimizer.secondMoment)],
-                                  metadata: ["step": String(optimizer.stepCount)])
+                                  buffers: zip(momentPrefixes, moments.buffers).map { ($0, $1) },
+                                  metadata: ["step": String(optimizer.stepCount)], willWriteBuffer: moments.fill)
             try extraFiles(temporary.path)
             try AtomicFile.write(try json(TrainerStateFile(state, arguments: arguments)), to: temporary.appendingPathComponent(stateFileName).path)
             try AtomicFile.write(try json(RunStateFile(state)), to: temporary.appendingPathComponent(runStateFileName).path)
@@ -150,16 +165,22 @@ public enum Checkpoint {
         model.parameters.copy(from: saved.parameters)
     }
 
-    /// Loads weights and optimiser moments into `model` and `optimizer`, after checking that the
-    /// checkpoint's model config equals the run's.
-    public static func restore(from path: String, model: GPT2Model, optimizer: AdamW) throws {
+    /// Loads weights, the optimiser's step and, when it holds them whole, its moments into `model`
+    /// and `optimizer`, after checking that the checkpoint's model config equals the run's. Returns
+    /// the optimizer file, whose moments a sharded optimizer takes from it in parts.
+    @discardableResult
+    public static func restore(from path: String, model: GPT2Model, optimizer: AdamW) throws -> SafeTensorsFile {
         try restoreWeights(from: path, model: model)
         let optimizerFile = try SafeTensorsFile(path: URL(fileURLWithPath: path).appendingPathComponent(optimizerFileName).path)
-        try model.readWeights(from: optimizerFile, namePrefix: "exp_avg.", into: optimizer.firstMoment)
-        try model.readWeights(from: optimizerFile, namePrefix: "exp_avg_sq.", into: optimizer.secondMoment)
         guard let step = optimizerFile.metadata["step"].flatMap(Int.init), step >= 0 else {
             throw TrainingError.cannotResume(path: optimizerFile.path, problem: "its metadata has no step, or a negative one")
         }
+        if optimizer.holdsEveryMoment {
+            for (prefix, moment) in zip(momentPrefixes, [optimizer.firstMoment, optimizer.secondMoment]) {
+                try model.readWeights(from: optimizerFile, namePrefix: prefix, into: moment)
+            }
+        }
         optimizer.stepCount = step
+        return optimizerFile
     }
 }

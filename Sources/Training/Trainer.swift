@@ -48,6 +48,12 @@ public final class Trainer {
     private let extraFiles: (String) throws -> Void
     private let metrics: MetricsLog
     private let reducer: GradientReducer?
+    /// Under ZeRO-1 with several ranks, each rank's part of the optimizer; nil when replicated.
+    private let shards: ParameterShards?
+    /// Where the gradient norm's partial sums are taken: the ranges ZeRO-1 would give the ranks.
+    private let normRanges: [Range<Int>]
+    /// Rank 0's resumed optimizer file while a sharded optimizer still has to take its moments from it.
+    private var resumedOptimizerFile: SafeTensorsFile?
     /// Rank 0's locked output directory; nil on the other ranks, which write nothing.
     private let runDirectory: RunDirectory?
     /// Rank 0's TensorBoard event file, with --report-to tensorboard.
@@ -82,8 +88,12 @@ public final class Trainer {
         tensorBoard = try runDirectory.flatMap { try TensorBoardWriter.start(for: arguments, in: $0, log: output.log) }
         schedule = LearningRateSchedule(kind: arguments.lrSchedulerType, peak: arguments.learningRate, warmupSteps: warmup,
                                         totalSteps: arguments.totalSteps, options: arguments.lrSchedulerKwargs)
+        let shards = arguments.zeroStage == 1 && communicator.size > 1 ? ParameterShards(count: model.layout.totalCount, ranks: communicator.size) : nil
+        self.shards = shards
+        normRanges = ParameterShards(count: model.layout.totalCount, ranks: communicator.size).ranges
         optimizer = AdamW(layout: model.layout, settings: .init(beta1: arguments.adamBeta1, beta2: arguments.adamBeta2,
-                                                                epsilon: arguments.adamEpsilon, weightDecay: arguments.weightDecay))
+                                                                epsilon: arguments.adamEpsilon, weightDecay: arguments.weightDecay),
+                          shard: shards?.ranges[communicator.rank])
         state = TrainerState()
         state.totalSteps = arguments.totalSteps
         state.globalBatchSize = loader.globalBatchSize
@@ -91,7 +101,8 @@ public final class Trainer {
         state.seed = arguments.seed
         state.tokenizerFingerprint = tokenizerFingerprint
         reducer = communicator.size > 1
-            ? GradientReducer(communicator: communicator, gradients: model.gradients, bucketBytes: Int(arguments.allreduceBucketMB * 1_000_000))
+            ? GradientReducer(communicator: communicator, gradients: model.gradients, shards: shards,
+                              bucketBytes: Int(arguments.allreduceBucketMB * 1_000_000))
             : nil
     }
 
@@ -105,11 +116,22 @@ public final class Trainer {
         let agreement = try communicator.allGather(mainIdentity == identity ? 1 : 0)
         if let rank = agreement.firstIndex(of: 0) { throw TrainingError.rankDisagrees(rank: rank, what: "model config or tokenizer") }
         try communicator.broadcast(model.parameters.buffer)
-        try communicator.broadcast(optimizer.firstMoment.buffer)
-        try communicator.broadcast(optimizer.secondMoment.buffer)
         var optimizerStep = UInt64(optimizer.stepCount)
         try withUnsafeMutableBytes(of: &optimizerStep) { try communicator.broadcast($0, root: 0) }
         optimizer.stepCount = Int(optimizerStep)
+        if optimizer.holdsEveryMoment {
+            try communicator.broadcast(optimizer.firstMoment.buffer)
+            try communicator.broadcast(optimizer.secondMoment.buffer)
+        } else if optimizerStep > 0 {
+            // Rank 0 resumed: each moment goes out whole through the gradients (free until the
+            // first step), and every rank keeps its shard of it.
+            for (prefix, moment) in zip(Checkpoint.momentPrefixes, [optimizer.firstMoment, optimizer.secondMoment]) {
+                if let file = resumedOptimizerFile { try model.readWeights(from: file, namePrefix: prefix, into: model.gradients) }
+                try communicator.broadcast(model.gradients.buffer)
+                moment.pointer.update(from: model.gradients.pointer + optimizer.shard.lowerBound, count: moment.count)
+            }
+            resumedOptimizerFile = nil
+        }
         state = try JSONDecoder().decode(TrainerState.self, from: communicator.broadcast(try JSONEncoder().encode(state)))
         try verifyReplicas()
     }
@@ -133,7 +155,8 @@ public final class Trainer {
             throw TrainingError.cannotResume(path: URL(fileURLWithPath: path).appendingPathComponent(Checkpoint.stateFileName).path,
                                              problem: "global_step \(saved.globalStep) is past this run's last step \(arguments.totalSteps); raise --max-steps or --num-train-epochs to train further")
         }
-        try Checkpoint.restore(from: path, model: model, optimizer: optimizer)
+        let optimizerFile = try Checkpoint.restore(from: path, model: model, optimizer: optimizer)
+        if !optimizer.holdsEveryMoment { resumedOptimizerFile = optimizerFile }
         guard optimizer.stepCount == saved.globalStep else {
             throw TrainingError.cannotResume(path: URL(fileURLWithPath: path).appendingPathComponent(Checkpoint.optimizerFileName).path,
                                              problem: "its step \(optimizer.stepCount) is not the trainer state's global_step \(saved.globalStep)")
@@ -195,13 +218,15 @@ public final class Trainer {
             }
             if arguments.overlapAllreduce { try reducer?.finish() } else { try reducer?.reduceAll() }
             let loss = try communicator.sum([localLoss])[0] / counts[0]
-            let (gradientNorm, clippingScale) = gradientClipping(model.gradients, maxNorm: arguments.maxGradNorm)
+            let gradientNorm = try self.gradientNorm()
             // Stopped before the update, so that the weights and the last checkpoint stay as they were.
             guard loss.isFinite && gradientNorm.isFinite else {
                 let what = loss.isFinite ? "the gradient norm is \(gradientNorm)" : "loss is \(loss.isNaN ? "NaN" : "\(loss)")"
                 throw TrainingError.notFinite("\(what) at step \(step + 1) (learning rate \(learningRate)); the last checkpoint is intact: lower --learning-rate or --max-grad-norm and resume from it")
             }
-            optimizer.update(parameters: model.parameters, gradients: model.gradients, learningRate: learningRate, gradientScale: clippingScale)
+            optimizer.update(parameters: model.parameters, gradients: model.gradients, learningRate: learningRate,
+                             gradientScale: clippingScale(norm: gradientNorm, maxNorm: arguments.maxGradNorm))
+            try reducer?.gatherShards(of: model.parameters)
 
             state.globalStep += 1
             state.epoch = Double(state.globalStep) / Double(loader.stepsPerEpoch)
@@ -267,6 +292,17 @@ public final class Trainer {
         try communicator.barrier()
         output.log("saved the final model to \(arguments.outputDir)")
         return trainLoss
+    }
+
+    /// The gradients' global L2 norm, from the sums of squares over the shards' ranges added in
+    /// rank order: each rank's own under ZeRO-1 (where alone its summed gradient is), all of them
+    /// here when replicated, so that both give the same bits and so the same clipping.
+    private func gradientNorm() throws -> Double {
+        let gradients = model.gradients
+        let squares = { (range: Range<Int>) in Kernels.sumOfSquares(gradients.pointer + range.lowerBound, count: range.count) }
+        guard let shards else { return normRanges.map(squares).reduce(0, +).squareRoot() }
+        let mine = squares(shards.ranges[communicator.rank])
+        return try communicator.allGather(mine.bitPattern).map(Double.init(bitPattern:)).reduce(0, +).squareRoot()
     }
 
     private func logStart() {
@@ -364,10 +400,20 @@ public final class Trainer {
     private func saveCheckpoint() throws {
         let path = Checkpoint.directory(in: arguments.outputDir, step: state.globalStep)
         if state.bestGlobalStep == state.globalStep { state.bestModelCheckpoint = path }
+        // A sharded optimizer's moments are gathered whole, one at a time, into the gradients (free
+        // after the step), on every rank as rank 0 writes them.
+        let gatherMoment = { [self] (index: Int) in
+            let moment = [optimizer.firstMoment, optimizer.secondMoment][index]
+            (model.gradients.pointer + optimizer.shard.lowerBound).update(from: moment.pointer, count: moment.count)
+            try reducer?.gatherShards(of: model.gradients)
+        }
+        let moments = optimizer.holdsEveryMoment ? nil : Checkpoint.Moments(buffers: [model.gradients, model.gradients], fill: gatherMoment)
         if communicator.isMain {
-            try Checkpoint.write(to: path, model: model, optimizer: optimizer, state: state, arguments: arguments, extraFiles: extraFiles)
+            try Checkpoint.write(to: path, model: model, optimizer: optimizer, moments: moments, state: state, arguments: arguments, extraFiles: extraFiles)
             if let limit = arguments.saveTotalLimit { try Checkpoint.prune(in: arguments.outputDir, keep: limit, best: state.bestModelCheckpoint) }
             output.log("saved \(path)")
+        } else if moments != nil {
+            for index in Checkpoint.momentPrefixes.indices { try gatherMoment(index) }
         }
         try communicator.barrier()
     }

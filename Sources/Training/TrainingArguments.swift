@@ -90,6 +90,9 @@ public struct TrainingArguments: Codable, Sendable, Equatable {
     /// Keep only each block's output in forward and compute the block again in backward.
     public var gradientCheckpointing = false
     public var allreduceBucketMB = 25.0
+    /// ZeRO stage: 0 replicates AdamW on every rank; 1 shards its moments and work by rank
+    /// (reduce-scatter of the gradients, all-gather of the parameters).
+    public var zeroStage = 0
 
     // Filled in when the run starts.
     public var worldSize = 1
@@ -119,7 +122,7 @@ public struct TrainingArguments: Codable, Sendable, Equatable {
         case sampleSteps = "sample_steps", reportTo = "report_to", loggingDir = "logging_dir"
         case resumeFromCheckpoint = "resume_from_checkpoint", overwriteOutputDir = "overwrite_output_dir"
         case replicaCheckSteps = "replica_check_steps", overlapAllreduce = "overlap_allreduce", allreduceBucketMB = "allreduce_bucket_mb"
-        case gradientCheckpointing = "gradient_checkpointing"
+        case gradientCheckpointing = "gradient_checkpointing", zeroStage = "zero_stage"
         case worldSize = "world_size", totalSteps = "total_steps", resolvedWarmupSteps = "resolved_warmup_steps"
     }
 

@@ -50,12 +50,10 @@ import Training
 }
 
 @Test func clippingScalesOnlyAboveTheLimitAndAdamWAppliesTheFactor() throws {
-    let gradients = FloatBuffer([3, 4])
-    #expect(gradientClipping(gradients, maxNorm: 10) == (5, 1))
-    let clipped = gradientClipping(gradients, maxNorm: 1)
-    #expect(clipped.norm == 5 && clipped.scale == Float(1 / (5 + 1e-6)))
-    #expect(gradientClipping(gradients, maxNorm: 0) == (5, 1), "0 turns clipping off")
-    #expect(gradients.array == [3, 4], "the factor is applied by the optimiser, not written into the gradients")
+    #expect(clippingScale(norm: 5, maxNorm: 10) == 1)
+    let scale = clippingScale(norm: 5, maxNorm: 1)
+    #expect(scale == Float(1 / (5 + 1e-6)))
+    #expect(clippingScale(norm: 5, maxNorm: 0) == 1, "0 turns clipping off")
 
     // AdamW with the factor takes exactly the step it takes from gradients scaled beforehand.
     let config = GPT2Config(vocabSize: 5, nPositions: 4, nEmbd: 4, nLayer: 1, nHead: 2)
@@ -63,13 +61,40 @@ import Training
     let random = (0..<layout.totalCount).map { Float($0 % 11) * 0.3 - 1.5 }
     let (scaledParameters, factorParameters) = (FloatBuffer(random), FloatBuffer(random))
     let raw = FloatBuffer(random.map { $0 * 0.7 + 0.2 })
-    let scaled = FloatBuffer(raw.array.map { $0 * clipped.scale })
+    let scaled = FloatBuffer(raw.array.map { $0 * scale })
     let (first, second) = (AdamW(layout: layout, settings: .init(weightDecay: 0.01)), AdamW(layout: layout, settings: .init(weightDecay: 0.01)))
     for _ in 0..<3 {
         first.update(parameters: scaledParameters, gradients: scaled, learningRate: 0.01)
-        second.update(parameters: factorParameters, gradients: raw, learningRate: 0.01, gradientScale: clipped.scale)
+        second.update(parameters: factorParameters, gradients: raw, learningRate: 0.01, gradientScale: scale)
     }
     #expect(scaledParameters.array == factorParameters.array && first.secondMoment.array == second.secondMoment.array)
+}
+
+/// ZeRO-1's optimizer: each rank's AdamW over its shard alone, taken together, is the whole
+/// buffer's AdamW bit for bit (decay on the right tensors across shard edges, moments offset).
+@Test func shardedAdamWStepsEqualTheWholeBuffersStep() throws {
+    let config = GPT2Config(vocabSize: 7, nPositions: 4, nEmbd: 8, nLayer: 2, nHead: 2)
+    let layout = ParameterLayout(config: config)
+    let start = (0..<layout.totalCount).map { Float($0 % 13) * 0.2 - 1.1 }
+    let gradients = FloatBuffer((0..<layout.totalCount).map { Float($0 % 7) * 0.1 - 0.3 })
+    let settings = AdamW.Settings(weightDecay: 0.1)
+    let whole = FloatBuffer(start), wholeOptimizer = AdamW(layout: layout, settings: settings)
+    let shards = ParameterShards(count: layout.totalCount, ranks: 3)
+    let parts = shards.ranges.map { _ in FloatBuffer(start) }
+    let optimizers = shards.ranges.map { AdamW(layout: layout, settings: settings, shard: $0) }
+    #expect(wholeOptimizer.holdsEveryMoment && !optimizers[1].holdsEveryMoment)
+    #expect(optimizers.map(\.firstMoment.count) == shards.ranges.map(\.count))
+    for _ in 0..<3 {
+        wholeOptimizer.update(parameters: whole, gradients: gradients, learningRate: 0.01, gradientScale: 0.5)
+        for (part, optimizer) in zip(parts, optimizers) {
+            optimizer.update(parameters: part, gradients: gradients, learningRate: 0.01, gradientScale: 0.5)
+        }
+    }
+    for (range, (part, optimizer)) in zip(shards.ranges, zip(parts, optimizers)) {
+        #expect(Array(part.array[range]) == Array(whole.array[range]))
+        #expect(Array(part.array[..<range.lowerBound]) == Array(start[..<range.lowerBound]), "outside its shard nothing is written")
+        #expect(optimizer.secondMoment.array == Array(wholeOptimizer.secondMoment.array[range]))
+    }
 }
 
 @Test func aCheckpointIsAllOrNothingAndPruningKeepsTheBest() throws {
