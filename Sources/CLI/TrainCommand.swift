@@ -86,7 +86,8 @@ enum TrainCommand: Command {
             gradientCheckpointingFlag,
             .option("--zero-stage", "0|1", "1: shard AdamW's moments and work across the ranks (ZeRO-1): the gradients are reduce-scattered and the "
                     + "updated parameters all-gathered, the same bytes on the wire as an allreduce; 0: every rank holds and updates everything", default: "0"),
-            .toggle("--overlap-allreduce", "start each bucket's allreduce during backward (non-blocking; slower than after backward on one core per rank, see BENCHMARKS.md)"),
+            .toggle("--overlap-allreduce", "a communication thread starts and drives each gradient bucket's reduction while backward computes the layers below "
+                    + "(same results; pays over a network, not on one machine with a core per rank, see BENCHMARKS.md)"),
         ])
 
     static func positiveInt(_ arguments: ParsedArguments, _ name: String) throws -> Int {

@@ -9,9 +9,9 @@ public protocol Communicator: AnyObject {
     func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws
     func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws
     /// Starts an in-place sum that completes in `waitForReductions()`; `progressReductions()`
-    /// lets the library move the pending ones along while the caller computes.
+    /// lets the library move the pending ones along, and says whether all have completed.
     func startAllReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws
-    func progressReductions() throws
+    func progressReductions() throws -> Bool
     func waitForReductions() throws
     /// Starts a sum of `buffer` across ranks that leaves each rank only the sum over its own part:
     /// `counts[r]` elements for rank r, the parts in rank order covering the buffer. After
@@ -76,7 +76,7 @@ public final class SingleProcessCommunicator: Communicator {
     public func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {}
     public func allReduceSum(_ buffer: UnsafeMutableBufferPointer<Double>) throws {}
     public func startAllReduceSum(_ buffer: UnsafeMutableBufferPointer<Float>) throws {}
-    public func progressReductions() throws {}
+    public func progressReductions() throws -> Bool { true }
     public func waitForReductions() throws {}
     public func startReduceScatterSum(_ buffer: UnsafeMutableBufferPointer<Float>, counts: [Int]) throws {}
     public func startAllGather(_ buffer: UnsafeMutableBufferPointer<Float>, counts: [Int]) throws {}

@@ -19,8 +19,12 @@ public final class MPICommunicator: Communicator {
         var provided: Int32 = 0
         var argc: Int32 = 0
         var argv: UnsafeMutablePointer<UnsafeMutablePointer<CChar>?>? = nil
-        let initialised = MPI_Init_thread(&argc, &argv, cmpi_thread_funneled(), &provided)
+        // Serialized: the communication thread calls MPI while the main thread does not.
+        let initialised = MPI_Init_thread(&argc, &argv, cmpi_thread_serialized(), &provided)
         guard initialised == cmpi_success() else { throw CommunicatorError(call: "MPI_Init_thread", rank: -1, message: "code \(initialised)") }
+        guard provided >= cmpi_thread_serialized() else {
+            throw CommunicatorError(call: "MPI_Init_thread", rank: -1, message: "this MPI library does not allow calls from more than one thread (MPI_THREAD_SERIALIZED)")
+        }
         MPI_Comm_set_errhandler(world, cmpi_errors_return())
         var rank: Int32 = 0, size: Int32 = 0
         MPI_Comm_rank(world, &rank)
@@ -70,10 +74,11 @@ public final class MPICommunicator: Communicator {
         }
     }
 
-    public func progressReductions() throws {
-        guard !pending.isEmpty else { return }
+    public func progressReductions() throws -> Bool {
+        guard !pending.isEmpty else { return true }
         var done: Int32 = 0
         try check(MPI_Testall(Int32(pending.count), &pending, &done, cmpi_status_ignore()), "MPI_Testall")
+        return done != 0
     }
 
     public func waitForReductions() throws {

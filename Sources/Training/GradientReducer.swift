@@ -4,7 +4,8 @@ import GPT2
 
 /// Sums the gradient buffer across ranks in buckets that start while backward still computes
 /// the layers below them. Ranges arrive from the top of the buffer down, each adjoining the last;
-/// once the pending region holds `bucketSize` elements it goes out as one non-blocking allreduce,
+/// once the pending region holds `bucketSize` elements it goes to the communication thread as one
+/// non-blocking allreduce,
 /// or under ZeRO-1 (`shards`) as a reduce-scatter that leaves each rank the sum over its shard
 /// only; the updated shards then come back in the same buckets (`gatherShards`), the same
 /// bytes on the wire as the allreduce.
@@ -15,6 +16,8 @@ final class GradientReducer {
     private let bucketSize: Int
     private var pendingLowerBound: Int
     private var pendingUpperBound: Int
+    /// Started on the first bucket handed over during backward.
+    private lazy var thread = CommunicationThread(communicator: communicator)
     /// Seconds spent blocked on communication, for reporting how much the overlap hides.
     private(set) var waitSeconds = 0.0
 
@@ -31,17 +34,18 @@ final class GradientReducer {
     func ready(_ range: Range<Int>) throws {
         precondition(range.upperBound == pendingLowerBound, "gradient ranges must arrive top down and adjoining")
         pendingLowerBound = range.lowerBound
-        if pendingUpperBound - pendingLowerBound >= bucketSize || pendingLowerBound == 0 { try send() }
-        try communicator.progressReductions()
+        if pendingUpperBound - pendingLowerBound >= bucketSize || pendingLowerBound == 0 { send() }
     }
 
-    private func send() throws {
+    private func send() {
         guard pendingLowerBound < pendingUpperBound else { return }
         let bucket = pendingLowerBound..<pendingUpperBound
-        if let shards {
-            try communicator.startReduceScatterSum(gradients.slice(bucket), counts: shards.counts(in: bucket))
-        } else {
-            try communicator.startAllReduceSum(gradients.slice(bucket))
+        thread.submit { [communicator, gradients, shards] in
+            if let shards {
+                try communicator.startReduceScatterSum(gradients.slice(bucket), counts: shards.counts(in: bucket))
+            } else {
+                try communicator.startAllReduceSum(gradients.slice(bucket))
+            }
         }
         pendingUpperBound = pendingLowerBound
     }
@@ -55,7 +59,7 @@ final class GradientReducer {
     func finish() throws {
         precondition(pendingLowerBound == 0, "backward did not report the whole buffer")
         let start = Date()
-        try communicator.waitForReductions()
+        try thread.drain()
         waitSeconds += Date().timeIntervalSince(start)
         pendingLowerBound = gradients.count
         pendingUpperBound = gradients.count

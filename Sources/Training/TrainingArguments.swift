@@ -83,9 +83,9 @@ public struct TrainingArguments: Codable, Sendable, Equatable {
     // Data parallelism.
     /// Compare the ranks' parameter checksums every N steps (0: only at the start).
     public var replicaCheckSteps = 100
-    /// Start each gradient bucket's allreduce while backward computes the layers below it. Off by
-    /// default: with one core per rank Open MPI's non-blocking collectives only move data inside
-    /// MPI calls, and the blocking buckets after backward measured faster (BENCHMARKS.md).
+    /// Reduce each gradient bucket on a communication thread while backward computes the layers
+    /// below it. Off by default: with one core per rank on one machine the blocking buckets after
+    /// backward measured faster (BENCHMARKS.md).
     public var overlapAllreduce = false
     /// Keep only each block's output in forward and compute the block again in backward.
     public var gradientCheckpointing = false

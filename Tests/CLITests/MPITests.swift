@@ -85,12 +85,13 @@ import Training
         let root = try TestPaths.temporaryDirectory("mpi-zero")
         for (ranks, batch, accumulation, overlap) in [(2, 4, 1, false), (4, 1, 2, false), (2, 2, 2, true)] {
             let name = "r\(ranks)-b\(batch)-a\(accumulation)\(overlap ? "-overlap" : "")"
-            // Small buckets, so that a bucket straddles the shards' edges.
-            let extra = ["--allreduce-bucket-mb", "0.3"] + (overlap ? ["--overlap-allreduce"] : [])
+            // Small buckets, so that a bucket straddles the shards' edges. The overlapped sharded
+            // run (the communication thread) is held against the blocking replicated one.
+            let extra = ["--allreduce-bucket-mb", "0.3"]
             let (replicated, sharded) = (root.appendingPathComponent(name), root.appendingPathComponent(name + "-zero"))
             for (output, stage) in [(replicated, "0"), (sharded, "1")] {
                 let result = try Self.train(ranks: ranks, batch: batch, accumulation: accumulation, output: output, data: data, config: config,
-                                            extra: extra + ["--zero-stage", stage])
+                                            extra: extra + ["--zero-stage", stage] + (overlap && stage == "1" ? ["--overlap-allreduce"] : []))
                 try #require(result.status == 0, "\(name) zero stage \(stage): \(result.error)")
             }
             let (expected, losses) = (try Self.losses(replicated), try Self.losses(sharded))
@@ -244,7 +245,8 @@ import Training
         let single = try runProcess(TestPaths.executable, arguments + ["--per-device-train-batch-size", "8", "--output-dir", root.appendingPathComponent("one").path])
         try #require(single.status == 0)
         let script = TestPaths.packageRoot.appendingPathComponent("launch/rehearse-cluster")
-        let cluster = try runProcess(URL(fileURLWithPath: "/bin/bash"), [script.path] + arguments + ["--per-device-train-batch-size", "4",
+        // Over TCP with the communication thread (--overlap-allreduce).
+        let cluster = try runProcess(URL(fileURLWithPath: "/bin/bash"), [script.path] + arguments + ["--per-device-train-batch-size", "4", "--overlap-allreduce",
                                                                                                "--output-dir", root.appendingPathComponent("two").path],
                                      environment: ["GPT2_DDP": TestPaths.executable.path])
         if cluster.status == 77 {
@@ -255,13 +257,14 @@ import Training
         let (a, b) = (try Self.losses(root.appendingPathComponent("one")), try Self.losses(root.appendingPathComponent("two")))
         #expect(a.count == 6 && b.count == 6)
         for (x, y) in zip(a, b) { #expect(abs(x - y) / x < 1e-5) }
-        // The same over a link limited to 1 Gb/s (tc tbf), with ZeRO-1: each step sends each way
-        // the reduce-scatter's and the all-gather's halves of the 3.2 MB of parameters, 26 Mbit,
-        // so 6 steps cannot wait less than 0.16 s on the link.
+        // The same over a link limited to 1 Gb/s (tc tbf, with a 64 KB bucket so that a step's
+        // traffic cannot pass as one burst), with ZeRO-1 reduced after backward: each step sends
+        // each way the reduce-scatter's and the all-gather's halves of the 3.2 MB of parameters,
+        // 26 Mbit, so 6 steps cannot wait less than 0.16 s on the link.
         let limited = root.appendingPathComponent("two-limited")
         let slow = try runProcess(URL(fileURLWithPath: "/bin/bash"), [script.path] + arguments + ["--per-device-train-batch-size", "4", "--zero-stage", "1",
                                                                                             "--output-dir", limited.path],
-                                  environment: ["GPT2_DDP": TestPaths.executable.path, "LINK_RATE": "1gbit"])
+                                  environment: ["GPT2_DDP": TestPaths.executable.path, "LINK_RATE": "1gbit", "LINK_BURST": "64kb"])
         if slow.status == 77 {
             print("twoHostsInNetworkNamespacesTrainLikeOneProcess, rate-limited: \(slow.error)")  // no tc or no sch_tbf here
             return
