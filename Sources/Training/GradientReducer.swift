@@ -5,9 +5,8 @@ import GPT2
 /// Sums the gradient buffer across ranks in buckets that start while backward still computes
 /// the layers below them. Ranges arrive from the top of the buffer down, each adjoining the last;
 /// once the pending region holds `bucketSize` elements it goes to the communication thread as one
-/// non-blocking allreduce,
-/// or under ZeRO-1 (`shards`) as a reduce-scatter that leaves each rank the sum over its shard
-/// only; the updated shards then come back in the same buckets (`gatherShards`), the same
+/// non-blocking allreduce, or under ZeRO-1 (`shards`) as a reduce-scatter that leaves each rank
+/// the sum over its shard only; the updated shards then come back in the same buckets (`gatherShards`), the same
 /// bytes on the wire as the allreduce.
 final class GradientReducer {
     private let communicator: Communicator
@@ -31,7 +30,7 @@ final class GradientReducer {
     }
 
     /// Called by backward for each range whose gradient is final.
-    func ready(_ range: Range<Int>) throws {
+    func ready(_ range: Range<Int>) {
         precondition(range.upperBound == pendingLowerBound, "gradient ranges must arrive top down and adjoining")
         pendingLowerBound = range.lowerBound
         if pendingUpperBound - pendingLowerBound >= bucketSize || pendingLowerBound == 0 { send() }

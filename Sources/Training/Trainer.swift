@@ -202,7 +202,7 @@ public final class Trainer {
                 // The last micro-batch's backward starts the gradient allreduce bucket by bucket.
                 let overlapping = arguments.overlapAllreduce && index == microBatches.count - 1 ? reducer : nil
                 guard let batch else {
-                    for range in model.layout.gradientReadyRanges { try overlapping?.ready(range) }
+                    for range in model.layout.gradientReadyRanges { overlapping?.ready(range) }
                     continue
                 }
                 // Dropout masks keyed by where each example is in the global batch, so that they do
@@ -210,11 +210,8 @@ public final class Trainer {
                 let dropout = DropoutKey(seed: arguments.seed, step: step,
                                          firstExample: loader.firstExample(microBatch: index, rank: communicator.rank))
                 localLoss += try model.forward(batch, dropout: dropout).sum
-                var failure: Error?
-                model.backward(lossScale: Float(1 / counts[0]), gradientsReady: overlapping.map { reducer in
-                    { range in do { try reducer.ready(range) } catch { failure = failure ?? error } }
-                })
-                if let failure { throw failure }
+                // Buckets go to the communication thread; its errors surface in `finish()`.
+                model.backward(lossScale: Float(1 / counts[0]), gradientsReady: overlapping.map { reducer in { reducer.ready($0) } })
             }
             if arguments.overlapAllreduce { try reducer?.finish() } else { try reducer?.reduceAll() }
             let loss = try communicator.sum([localLoss])[0] / counts[0]
