@@ -58,6 +58,9 @@ public final class AdamW {
         undecayedRanges = within(layout.tensors.filter { !Self.isDecayed($0.name) })
     }
 
+    /// exp_avg and exp_avg_sq, in the optimizer file's order (`Checkpoint.momentPrefixes`).
+    public var moments: [FloatBuffer] { [firstMoment, secondMoment] }
+
     /// Whether the moments cover the whole parameter buffer (no sharding, or a world of one).
     public var holdsEveryMoment: Bool { shard == 0..<parameterCount }
 

@@ -39,7 +39,7 @@ public enum Checkpoint {
 
     public static func write(to path: String, model: GPT2Model, optimizer: AdamW, moments: Moments? = nil, state: TrainerState,
                              arguments: TrainingArguments, extraFiles: (String) throws -> Void) throws {
-        let moments = moments ?? Moments(buffers: [optimizer.firstMoment, optimizer.secondMoment])
+        let moments = moments ?? Moments(buffers: optimizer.moments)
         let url = URL(fileURLWithPath: path)
         let parent = url.deletingLastPathComponent()
         let temporary = parent.appendingPathComponent(".\(url.lastPathComponent).tmp-\(getpid())")
@@ -176,7 +176,7 @@ public enum Checkpoint {
             throw TrainingError.cannotResume(path: optimizerFile.path, problem: "its metadata has no step, or a negative one")
         }
         if optimizer.holdsEveryMoment {
-            for (prefix, moment) in zip(momentPrefixes, [optimizer.firstMoment, optimizer.secondMoment]) {
+            for (prefix, moment) in zip(momentPrefixes, optimizer.moments) {
                 try model.readWeights(from: optimizerFile, namePrefix: prefix, into: moment)
             }
         }

@@ -65,12 +65,15 @@ final class CommunicationThread: @unchecked Sendable {  // every field is guarde
                     usleep(Self.pollMicroseconds)
                     continue
                 }
+                // While draining the compute thread hands nothing over, so the queue stays empty.
                 condition.lock()
-                if draining && queue.isEmpty {
-                    try communicator.waitForReductions()  // nothing left to wait for: completes the buckets' moves
-                    draining = false
-                    condition.broadcast()
-                }
+                let finishing = draining && queue.isEmpty
+                condition.unlock()
+                guard finishing else { continue }
+                try communicator.waitForReductions()  // nothing left to wait for: completes the buckets' moves
+                condition.lock()
+                draining = false
+                condition.broadcast()
                 condition.unlock()
             } catch {
                 condition.lock()

@@ -6,8 +6,8 @@ import GPT2
 /// the layers below them. Ranges arrive from the top of the buffer down, each adjoining the last;
 /// once the pending region holds `bucketSize` elements it goes to the communication thread as one
 /// non-blocking allreduce, or under ZeRO-1 (`shards`) as a reduce-scatter that leaves each rank
-/// the sum over its shard only; the updated shards then come back in the same buckets (`gatherShards`), the same
-/// bytes on the wire as the allreduce.
+/// the sum over its shard only; the updated shards then come back in the same buckets
+/// (`gatherShards`), the same bytes on the wire as the allreduce.
 final class GradientReducer {
     private let communicator: Communicator
     private let gradients: FloatBuffer

@@ -58,7 +58,7 @@ public struct MemoryPlan: Sendable {
                              weightsOnly: Bool = false, nodeBytes: Int = PhysicalMemory.bytes, ranks: Int = ranksOnThisNode()) throws {
         // A twentieth is left for the rest of the process: the runtime, tokenizer, data and scratch.
         let share = nodeBytes / max(1, ranks) / 20 * 19
-        func plan(checkpointing: Bool? = nil, zeroStage: Int? = nil, batch: Int? = nil, weightsOnly: Bool = weightsOnly) -> MemoryPlan? {
+        func plan(checkpointing: Bool? = nil, zeroStage: Int? = nil, batch: Int? = nil) -> MemoryPlan? {
             var plan = MemoryPlan(arguments: arguments, config: config, trainLength: trainLength, evalLength: evalLength, worldSize: worldSize,
                                   gradientCheckpointing: checkpointing, zeroStage: zeroStage, trainBatchSize: batch)
             if weightsOnly {

@@ -88,9 +88,10 @@ public final class Trainer {
         tensorBoard = try runDirectory.flatMap { try TensorBoardWriter.start(for: arguments, in: $0, log: output.log) }
         schedule = LearningRateSchedule(kind: arguments.lrSchedulerType, peak: arguments.learningRate, warmupSteps: warmup,
                                         totalSteps: arguments.totalSteps, options: arguments.lrSchedulerKwargs)
-        let shards = arguments.zeroStage == 1 && communicator.size > 1 ? ParameterShards(count: model.layout.totalCount, ranks: communicator.size) : nil
+        let partition = ParameterShards(count: model.layout.totalCount, ranks: communicator.size)
+        let shards = arguments.zeroStage == 1 && communicator.size > 1 ? partition : nil
         self.shards = shards
-        normRanges = ParameterShards(count: model.layout.totalCount, ranks: communicator.size).ranges
+        normRanges = partition.ranges
         optimizer = AdamW(layout: model.layout, settings: .init(beta1: arguments.adamBeta1, beta2: arguments.adamBeta2,
                                                                 epsilon: arguments.adamEpsilon, weightDecay: arguments.weightDecay),
                           shard: shards?.ranges[communicator.rank])
@@ -125,7 +126,7 @@ public final class Trainer {
         } else if optimizerStep > 0 {
             // Rank 0 resumed: each moment goes out whole through the gradients (free until the
             // first step), and every rank keeps its shard of it.
-            for (prefix, moment) in zip(Checkpoint.momentPrefixes, [optimizer.firstMoment, optimizer.secondMoment]) {
+            for (prefix, moment) in zip(Checkpoint.momentPrefixes, optimizer.moments) {
                 if let file = resumedOptimizerFile { try model.readWeights(from: file, namePrefix: prefix, into: model.gradients) }
                 try communicator.broadcast(model.gradients.buffer)
                 moment.pointer.update(from: model.gradients.pointer + optimizer.shard.lowerBound, count: moment.count)
@@ -400,17 +401,17 @@ public final class Trainer {
         // A sharded optimizer's moments are gathered whole, one at a time, into the gradients (free
         // after the step), on every rank as rank 0 writes them.
         let gatherMoment = { [self] (index: Int) in
-            let moment = [optimizer.firstMoment, optimizer.secondMoment][index]
+            let moment = optimizer.moments[index]
             (model.gradients.pointer + optimizer.shard.lowerBound).update(from: moment.pointer, count: moment.count)
             try reducer?.gatherShards(of: model.gradients)
         }
-        let moments = optimizer.holdsEveryMoment ? nil : Checkpoint.Moments(buffers: [model.gradients, model.gradients], fill: gatherMoment)
+        let moments = optimizer.holdsEveryMoment ? nil : Checkpoint.Moments(buffers: optimizer.moments.map { _ in model.gradients }, fill: gatherMoment)
         if communicator.isMain {
             try Checkpoint.write(to: path, model: model, optimizer: optimizer, moments: moments, state: state, arguments: arguments, extraFiles: extraFiles)
             if let limit = arguments.saveTotalLimit { try Checkpoint.prune(in: arguments.outputDir, keep: limit, best: state.bestModelCheckpoint) }
             output.log("saved \(path)")
         } else if moments != nil {
-            for index in Checkpoint.momentPrefixes.indices { try gatherMoment(index) }
+            for index in optimizer.moments.indices { try gatherMoment(index) }
         }
         try communicator.barrier()
     }
