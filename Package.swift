@@ -27,24 +27,30 @@ let package = Package(
         // decides whether they may run; each kernel carries its own target attribute, so the
         // target itself is built for plain x86-64. Optimised in debug builds too.
         .target(name: "CKernels", cSettings: [.unsafeFlags(["-O3"])]),
-        // Its kernel tests reach internals (the packed matmul, exp16) through @testable import.
-        .target(name: "GPT2", dependencies: ["SafeTensors", "CKernels"], swiftSettings: numericSettings + [.unsafeFlags(["-enable-testing"], .when(configuration: .release))]),
+        // The numeric kernels the model is built from (products and their packing, element-wise
+        // layers, attention, cross-entropy, AdamW, dropout's generator, the thread pool, the CPU
+        // query and the run-time choice of path). Its tests reach internals (the packed matmul,
+        // exp16) through @testable import.
+        .target(name: "Kernels", dependencies: ["CKernels"], swiftSettings: numericSettings + [.unsafeFlags(["-enable-testing"], .when(configuration: .release))]),
+        // The model: config, layout, forward/backward, Hugging Face I/O, generation.
+        .target(name: "GPT2", dependencies: ["Kernels", "SafeTensors"], swiftSettings: numericSettings + [.unsafeFlags(["-enable-testing"], .when(configuration: .release))]),
         // Its tests check internals (the merge algorithms, the character tables) with @testable,
         // which a release build allows only for modules compiled for testing.
         .target(name: "Tokenizer", swiftSettings: [.unsafeFlags(["-enable-testing"], .when(configuration: .release))]),
         .target(name: "Data", dependencies: ["GPT2", "SafeTensors"]),
         .systemLibrary(name: "CMPI", pkgConfig: "ompi", providers: [.apt(["libopenmpi-dev"])]),
         .target(name: "Distributed", dependencies: ["CMPI"]),
-        .target(name: "Training", dependencies: ["GPT2", "Data", "Distributed", "SafeTensors", "Tokenizer"], swiftSettings: numericSettings),
-        .target(name: "CLI", dependencies: ["GPT2", "SafeTensors", "Tokenizer", "Data", "Distributed", "Training"]),
+        .target(name: "Training", dependencies: ["GPT2", "Kernels", "Data", "Distributed", "SafeTensors", "Tokenizer"], swiftSettings: numericSettings),
+        .target(name: "CLI", dependencies: ["GPT2", "Kernels", "SafeTensors", "Tokenizer", "Data", "Distributed", "Training"]),
         .executableTarget(name: "gpt2-ddp", dependencies: ["CLI", "CKernels"]),
         // GPT2 for the JSON values of the fixtures the test targets share.
         .target(name: "TestSupport", dependencies: ["GPT2"], path: "Tests/TestSupport"),
         .testTarget(name: "SafeTensorsTests", dependencies: ["SafeTensors", "TestSupport"]),
-        .testTarget(name: "GPT2Tests", dependencies: ["GPT2", "SafeTensors", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "KernelsTests", dependencies: ["Kernels", "GPT2", "TestSupport"]),
+        .testTarget(name: "GPT2Tests", dependencies: ["GPT2", "Kernels", "SafeTensors", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "TokenizerTests", dependencies: ["Tokenizer", "TestSupport"], exclude: ["Fixtures"]),
         .testTarget(name: "DataTests", dependencies: ["Data", "GPT2", "Tokenizer", "TestSupport"]),
-        .testTarget(name: "TrainingTests", dependencies: ["Training", "GPT2", "TestSupport"], exclude: ["Fixtures"]),
-        .testTarget(name: "CLITests", dependencies: ["CLI", "GPT2", "SafeTensors", "Training", "TestSupport"]),
+        .testTarget(name: "TrainingTests", dependencies: ["Training", "GPT2", "Kernels", "TestSupport"], exclude: ["Fixtures"]),
+        .testTarget(name: "CLITests", dependencies: ["CLI", "GPT2", "Kernels", "SafeTensors", "Training", "TestSupport"]),
     ]
 )

@@ -1,6 +1,7 @@
-import Foundation
 import Distributed
+import Foundation
 import GPT2
+import Kernels
 import Training
 
 /// Times the matrix multiplications of GPT-2 124M and training steps of a randomly initialised

@@ -1,4 +1,5 @@
 import GPT2
+import Kernels
 
 /// `--num-threads`: the compute threads of this process (of each rank, under MPI).
 enum ComputeThreads {

@@ -1,4 +1,5 @@
 import GPT2
+import Kernels
 import Training
 
 /// A subcommand: its spec (flags and help) and what it does with parsed arguments.
@@ -29,7 +30,7 @@ public enum GPT2DDP {
             case .refused, .cannotResume: return usageExitCode
             default: return failureExitCode
             }
-        case ModelError.invalidOverride, ModelError.unsupportedCPU: return usageExitCode
+        case ModelError.invalidOverride, is UnsupportedCPU: return usageExitCode
         default: return failureExitCode
         }
     }

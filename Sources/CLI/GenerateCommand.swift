@@ -1,5 +1,6 @@
 import Foundation
 import GPT2
+import Kernels
 import Tokenizer
 
 /// `gpt2-ddp generate`: new text from a model directory, as `model.generate()` makes it.

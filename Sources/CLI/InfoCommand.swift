@@ -1,5 +1,6 @@
 import Foundation
 import GPT2
+import Kernels
 import SafeTensors
 
 /// Describes a model directory (config, parameter count, tensors) or a single safetensors file.

@@ -1,6 +1,7 @@
 import Distributed
 import Foundation
 import GPT2
+import Kernels
 import Tokenizer
 import Training
 

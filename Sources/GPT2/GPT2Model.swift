@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 /// The sum of the per-token cross-entropies of a batch and how many tokens were counted, so that
 /// callers can normalise over several micro-batches or ranks.

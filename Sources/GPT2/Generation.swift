@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 /// What `generate()` is told: lengths, the logits processors in Hugging Face's order
 /// (repetition penalty, no-repeat n-grams, minimum length) and, when sampling, the warpers

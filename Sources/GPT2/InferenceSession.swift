@@ -1,3 +1,5 @@
+import Kernels
+
 /// Incremental decoding: the keys and values of every layer are kept for the tokens seen so far,
 /// so each new token costs one row through the model. Memory is allocated once, for `batchSize`
 /// sequences of up to `capacity` tokens. The matrices (and token embeddings) come from

@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 
 /// xoshiro256** seeded through splitmix64: the same numbers for the same seed on every machine.
 public struct SeededGenerator: RandomNumberGenerator, Sendable {

@@ -5,8 +5,6 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
     /// A `--config-overrides` that names no field, gives a field a value of the wrong type or
     /// would change a loaded model's shapes: the flag is wrong, not a file.
     case invalidOverride(problem: String)
-    /// A kernel path this CPU cannot run was asked for.
-    case unsupportedCPU(String)
     case incompatibleWeights(path: String, problem: String)
     case invalidBatch(problem: String)
     /// Buffers that physical memory cannot hold; `neededBytes` is nil when the count overflows.
@@ -19,7 +17,6 @@ public enum ModelError: Error, CustomStringConvertible, Equatable {
         case let .missingFile(path): return "\(path): no such file"
         case let .invalidConfig(source, problem): return "\(source): \(problem)"
         case let .invalidOverride(problem): return "--config-overrides: \(problem)"
-        case let .unsupportedCPU(problem): return problem
         case let .incompatibleWeights(path, problem): return "\(path): \(problem)"
         case let .invalidBatch(problem): return "invalid batch: \(problem)"
         case let .insufficientMemory(source, purpose, needed, available):

@@ -1,4 +1,5 @@
 import Foundation
+import Kernels
 import SafeTensors
 
 /// What loading a checkpoint found besides the parameters themselves.

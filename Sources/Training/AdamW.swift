@@ -1,5 +1,6 @@
 import Foundation
 import GPT2
+import Kernels
 
 /// AdamW exactly as `torch.optim.AdamW` computes it (single-tensor path), over the flat parameter
 /// buffer in one pass. Weight decay applies to the tensors `Trainer` decays: embeddings and

@@ -1,5 +1,6 @@
 import Foundation
 import GPT2
+import Kernels
 import SafeTensors
 
 #if canImport(Glibc)

@@ -1,6 +1,7 @@
 import Distributed
 import Foundation
 import GPT2
+import Kernels
 
 /// Sums the gradient buffer across ranks in buckets that start while backward still computes
 /// the layers below them. Ranges arrive from the top of the buffer down, each adjoining the last;

@@ -2,6 +2,7 @@ import Data
 import Distributed
 import Foundation
 import GPT2
+import Kernels
 import SafeTensors
 
 #if canImport(Glibc)

@@ -1,7 +1,8 @@
 import Foundation
 import GPT2
-import Testing
+import Kernels
 import TestSupport
+import Testing
 
 /// `--bf16` runs in the real executable only: it is a process-wide setting, and these tests share
 /// one process with others that expect fp32 products.

@@ -1,7 +1,8 @@
 import Foundation
 @testable import GPT2
-import Testing
+@testable import Kernels
 import TestSupport
+import Testing
 
 /// Random123's known-answer vectors for philox4x32 with 10 rounds (kat_vectors: counter, key, result).
 @Test func philoxMatchesItsPublishedTestVectors() {

@@ -1,7 +1,8 @@
 import Foundation
 @testable import GPT2
-import Testing
+import Kernels
 import TestSupport
+import Testing
 
 struct GreedyCase: Decodable {
     let prompt: [Int]

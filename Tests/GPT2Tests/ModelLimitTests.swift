@@ -1,7 +1,8 @@
 import Foundation
 @testable import GPT2
-import Testing
+@testable import Kernels
 import TestSupport
+import Testing
 
 /// The sizes the model checks against physical memory before allocating, and the logits it
 /// refuses to choose a token from.

@@ -1,8 +1,9 @@
 import Foundation
 import GPT2
+import Kernels
 import SafeTensors
-import Testing
 import TestSupport
+import Testing
 
 let tinyModelDirectory = TestPaths.modelFixtures.appendingPathComponent("tiny-gpt2")
 
@@ -175,4 +176,30 @@ func writeTensors(_ storage: [(String, [Int], [Float])], to path: String) throws
     let file = try SafeTensorsFile(path: directory.appendingPathComponent("model.safetensors").path)
     #expect(file.metadata["format"] == "pt")
     #expect(file.tensors.allSatisfy { $0.name.hasPrefix("transformer.") && $0.dtype == .f32 })
+}
+
+@Suite struct ThreadCountTests {
+    /// Work is split so that each output is computed the same way whatever the thread count. The
+    /// model is large enough that its matrix products are split too; the batch has padding.
+    @Test func modelResultsDoNotDependOnTheThreadCount() throws {
+        let config = GPT2Config(vocabSize: 500, nPositions: 64, nEmbd: 64, nLayer: 1, nHead: 4)
+        let model = try GPT2Model.randomlyInitialized(config: config, seed: 3)
+        var generator = SeededGenerator(seed: 4)
+        let tokens = (0..<4).map { _ in (0..<64).map { _ in Int(generator.next() % 500) } }
+        let mask = (0..<4).map { row in (0..<64).map { $0 < 64 - 9 * row ? 1 : 0 } }
+        let batch = try Batch(inputIDs: tokens, attentionMask: mask)
+        let saved = Kernels.threadCount
+        defer { Kernels.threadCount = saved }
+        var results: [(loss: Double, logits: [Float], gradients: [Float])] = []
+        for threads in [1, 2] {
+            Kernels.threadCount = threads
+            let loss = try model.forward(batch)
+            model.zeroGradients()
+            model.backward(lossScale: 1 / Float(loss.count))
+            results.append((loss.sum, Array(model.logits), model.gradients.array))
+        }
+        #expect(results[0].loss == results[1].loss)
+        #expect(results[0].logits == results[1].logits)
+        #expect(results[0].gradients == results[1].gradients)
+    }
 }

@@ -1,7 +1,8 @@
 import Foundation
 import GPT2
-import Testing
+import Kernels
 import TestSupport
+import Testing
 import Training
 
 @Test func linearScheduleMatchesTransformers() {

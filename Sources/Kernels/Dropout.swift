@@ -36,30 +36,7 @@ public enum Philox4x32 {
     }
 }
 
-/// Which of a batch's dropout masks apply: the run's seed, the optimiser step, and where the
-/// batch's first example sits in that step's global batch. With the element's layer, site and
-/// position, that is the whole of a mask's key, so a mask is the same on any rank, in any
-/// micro-batch split, with any thread count and after a resume.
-public struct DropoutKey: Sendable, Equatable {
-    public var seed: UInt64
-    public var step: Int
-    public var firstExample: Int
-    public init(seed: UInt64, step: Int, firstExample: Int) {
-        self.seed = seed
-        self.step = step
-        self.firstExample = firstExample
-    }
-}
-
-/// Where in the model a mask applies (GPT2LMHeadModel's `drop`, `attn_dropout`, `resid_dropout`
-/// and the MLP's `dropout`); with the layer, it picks the mask's stream.
-public enum DropoutSite: Int, Sendable, CaseIterable {
-    case embedding, attention, attentionResidual, mlpResidual
-
-    func stream(layer: Int) -> UInt32 { UInt32(layer * Self.allCases.count + rawValue) }
-}
-
-/// Inverted dropout at one site of one layer: element e of example x is kept with probability
+/// Inverted dropout at one site of one layer (one stream): element e of example x is kept with probability
 /// 1 - p and then scaled by 1/(1 - p), or set to 0. Whether it is kept is decided by a Philox word:
 /// counter (e / 16 · 4 + j, high bits of that and the stream, x, step) with j = e mod 4 picks the
 /// block and (e / 4) mod 4 the word, under the key = the seed; the element is dropped when the
@@ -72,11 +49,12 @@ public struct DropoutMask: Sendable {
     let threshold: UInt32
     let scale: Float
 
-    public init(probability: Double, seed: UInt64, step: Int, site: DropoutSite, layer: Int) {
+    /// `stream` tells the model's sites apart (16 bits of it enter the counter).
+    public init(probability: Double, seed: UInt64, step: Int, stream: UInt32) {
         self.probability = probability
         key = SIMD2(UInt32(truncatingIfNeeded: seed), UInt32(truncatingIfNeeded: seed >> 32))
         self.step = UInt32(truncatingIfNeeded: step)
-        stream = site.stream(layer: layer)
+        self.stream = stream
         threshold = probability >= 1 ? .max : UInt32((probability * 4_294_967_296).rounded(.down))
         scale = probability >= 1 ? 0 : Float(1 / (1 - probability))
     }

@@ -21,7 +21,7 @@ struct StridedMatrix {
 }
 
 /// What C starts from before the product is added.
-enum MatrixMultiplyStart {
+public enum MatrixMultiplyStart {
     case zero
     case accumulate
     /// Every row of C starts as this row vector (a linear layer's bias), n floats.
@@ -101,10 +101,10 @@ enum MatrixMultiply {
             guard let name = environment[environmentVariable], !name.isEmpty else { return nil }
             let float32Paths = Path.allCases.filter { !$0.bfloat16 }
             guard let path = Path(rawValue: name), float32Paths.contains(path) else {
-                throw ModelError.unsupportedCPU("\(environmentVariable)=\(name): not a matmul path (\(float32Paths.map(\.rawValue).joined(separator: ", ")))")
+                throw UnsupportedCPU("\(environmentVariable)=\(name): not a matmul path (\(float32Paths.map(\.rawValue).joined(separator: ", ")))")
             }
             guard available(path, cpu: cpu) else {
-                throw ModelError.unsupportedCPU("\(environmentVariable)=\(name): this CPU (\(cpu.modelName ?? "unknown")) cannot run it (it has \(cpu.featureNames.joined(separator: ", ")))")
+                throw UnsupportedCPU("\(environmentVariable)=\(name): this CPU (\(cpu.modelName ?? "unknown")) cannot run it (it has \(cpu.featureNames.joined(separator: ", ")))")
             }
             return path
         }

@@ -29,7 +29,7 @@ extension Kernels {
     public static func useBFloat16Products(_ on: Bool = true) throws {
         if on && MatrixMultiply.Kernel.selectedBFloat16 == nil {
             let cpu = CPU.current
-            throw ModelError.unsupportedCPU("--bf16: this CPU (\(cpu.modelName ?? "unknown")) lacks AVX512-BF16, which the bfloat16 products need (it has \(cpu.featureNames.joined(separator: ", ")))")
+            throw UnsupportedCPU("--bf16: this CPU (\(cpu.modelName ?? "unknown")) lacks AVX512-BF16, which the bfloat16 products need (it has \(cpu.featureNames.joined(separator: ", ")))")
         }
         bfloat16ProductsOn.store(on, ordering: .relaxed)
     }

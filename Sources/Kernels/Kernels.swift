@@ -185,6 +185,10 @@ public enum Kernels {
         public let firstExample: Int
         public let maximumLength: Int
 
+        public init(mask: DropoutMask, firstExample: Int, maximumLength: Int) {
+            (self.mask, self.firstExample, self.maximumLength) = (mask, firstExample, maximumLength)
+        }
+
         /// dropped[T, T] = weights[T, T] (causal: zero past the diagonal) with the mask applied;
         /// `weights` and `dropped` may be the same.
         func apply(_ weights: Input, into dropped: Output, time T: Int, example b: Int, head h: Int) {

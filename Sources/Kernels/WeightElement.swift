@@ -57,62 +57,40 @@ public struct BFloat16: WeightElement, Sendable, Equatable {
 }
 
 /// One decoding weight matrix in the storage type chosen.
-enum DecodingMatrix: @unchecked Sendable {
-    case float32(StreamingMatrix<Float>)
-    case bfloat16(StreamingMatrix<BFloat16>)
+public struct DecodingMatrix: @unchecked Sendable {  // read-only after init
+    private enum Storage {
+        case float32(StreamingMatrix<Float>)
+        case bfloat16(StreamingMatrix<BFloat16>)
+    }
 
-    init(_ dtype: WeightsDType, k: Int, n: Int, weight: (Int, Int) -> Float) {
+    private let storage: Storage
+
+    public init(_ dtype: WeightsDType, k: Int, n: Int, weight: (Int, Int) -> Float) {
         switch dtype {
-        case .float32: self = .float32(StreamingMatrix(k: k, n: n, weight: weight))
-        case .bfloat16: self = .bfloat16(StreamingMatrix(k: k, n: n, weight: weight))
+        case .float32: storage = .float32(StreamingMatrix(k: k, n: n, weight: weight))
+        case .bfloat16: storage = .bfloat16(StreamingMatrix(k: k, n: n, weight: weight))
         }
     }
 
     /// c[m, n] = start + a[m, k] · w (a row-major, k columns).
-    func multiply(m: Int, a: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int, start: MatrixMultiplyStart) {
-        switch self {
+    public func multiply(m: Int, a: UnsafePointer<Float>, c: UnsafeMutablePointer<Float>, ldc: Int, start: MatrixMultiplyStart) {
+        switch storage {
         case .float32(let w): StreamingMultiply.multiply(m: m, a: a, w: w, c: c, ldc: ldc, start: start)
         case .bfloat16(let w): StreamingMultiply.multiply(m: m, a: a, w: w, c: c, ldc: ldc, start: start)
         }
     }
 
-    var columnCount: Int {
-        switch self {
+    public var columnCount: Int {
+        switch storage {
         case .float32(let w): return w.n
         case .bfloat16(let w): return w.n
         }
     }
 
-    func value(_ p: Int, _ j: Int) -> Float {
-        switch self {
+    public func value(_ p: Int, _ j: Int) -> Float {
+        switch storage {
         case .float32(let w): return w.value(p, j)
         case .bfloat16(let w): return w.value(p, j)
         }
     }
-}
-
-/// A model's matrices laid out for decoding (StreamingMatrix), in fp32 or rounded to bfloat16:
-/// made once per generation run and shared by its sessions. The tied head is wteᵀ; token
-/// embeddings are read back from it, so with bf16 they are the same rounded values.
-public final class DecodingWeights: @unchecked Sendable {  // read-only after init
-    public let dtype: WeightsDType
-    let blocks: [(attention: DecodingMatrix, attentionProjection: DecodingMatrix, fc: DecodingMatrix, fcProjection: DecodingMatrix)]
-    let head: DecodingMatrix
-
-    public init(model: GPT2Model, dtype: WeightsDType) {
-        let (config, layout, p) = (model.config, model.layout, model.parameters.pointer)
-        let (C, I) = (config.nEmbd, config.innerSize)
-        func matrix(_ offset: Int, _ k: Int, _ n: Int) -> DecodingMatrix {
-            DecodingMatrix(dtype, k: k, n: n) { row, column in p[offset + row * n + column] }
-        }
-        self.dtype = dtype
-        blocks = layout.blocks.map { block in
-            (matrix(block.attentionWeight, C, 3 * C), matrix(block.attentionProjectionWeight, C, C),
-             matrix(block.fcWeight, C, I), matrix(block.fcProjectionWeight, I, C))
-        }
-        head = DecodingMatrix(dtype, k: C, n: config.vocabSize) { channel, token in p[layout.tokenEmbedding + token * C + channel] }
-    }
-
-    /// A weight as this storage type holds it.
-    func rounded(_ value: Float) -> Float { dtype == .bfloat16 ? BFloat16(value).floatValue : value }
 }
