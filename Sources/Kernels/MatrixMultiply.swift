@@ -243,32 +243,45 @@ enum MatrixMultiply {
     /// columns 2q (low half) and 2q + 1 (high half) of its row r, the pairs VDPBF16PS multiplies;
     /// zero past `count` and past `depth`. The words are stored as the floats with their bits.
     fileprivate static func packPairs(_ source: StridedMatrix, count: Int, depth: Int, panelWidth width: Int, into packed: UnsafeMutablePointer<Float>) {
-        let pairs = (depth + 1) / 2, fullPairs = depth / 2
-        for q in 0..<(count + width - 1) / width {
+        let pairs = (depth + 1) / 2, fullPairs = depth / 2, panels = (count + width - 1) / width
+        if source.rowStride == 1 {
+            // Each column's rows are adjacent: two whole columns make one word row of every panel,
+            // 16, 8 or 4 words at a time, so memory is read in order (as packFloats does).
+            for p in 0..<pairs {
+                let low = source.base + 2 * p * source.columnStride, high = 2 * p + 1 < depth ? low + source.columnStride : nil
+                for q in 0..<panels {
+                    let r0 = q * width, rows = min(width, count - r0), to = packed + q * width * pairs + p * width
+                    var r = 0
+                    while r + 16 <= rows { storeWords(low + r0 + r, high.map { $0 + r0 + r }, to + r, as: SIMD16<UInt32>.self); r += 16 }
+                    if r + 8 <= rows { storeWords(low + r0 + r, high.map { $0 + r0 + r }, to + r, as: SIMD8<UInt32>.self); r += 8 }
+                    if r + 4 <= rows { storeWords(low + r0 + r, high.map { $0 + r0 + r }, to + r, as: SIMD4<UInt32>.self); r += 4 }
+                    for r in r..<rows { to[r] = pairWord(source.base + r0 + r, p, columnStride: source.columnStride, depth: depth) }
+                    for r in rows..<width { to[r] = 0 }
+                }
+            }
+            return
+        }
+        for q in 0..<panels {
             let panel = packed + q * width * pairs, rows = min(width, count - q * width)
             let origin = source.base + q * width * source.rowStride
-            if source.rowStride == 1 {
-                // Each column's rows are adjacent: n rows of two columns make n words, 16, 8 or 4 at a time.
-                for p in 0..<pairs {
-                    let low = origin + 2 * p * source.columnStride, high = 2 * p + 1 < depth ? low + source.columnStride : nil
-                    let to = panel + p * width
-                    var r = 0
-                    while r + 16 <= rows { storeWords(low + r, high.map { $0 + r }, to + r, as: SIMD16<UInt32>.self); r += 16 }
-                    if r + 8 <= rows { storeWords(low + r, high.map { $0 + r }, to + r, as: SIMD8<UInt32>.self); r += 8 }
-                    if r + 4 <= rows { storeWords(low + r, high.map { $0 + r }, to + r, as: SIMD4<UInt32>.self); r += 4 }
-                    for r in r..<rows { to[r] = pairWord(origin + r, p, columnStride: source.columnStride, depth: depth) }
-                }
-            } else if source.columnStride == 1 {
-                // Each row is contiguous along the depth: 16 floats make 8 words of that row.
-                for r in 0..<rows {
-                    let row = origin + r * source.rowStride, to = panel + r
-                    var p = 0
-                    while p + 8 <= fullPairs {
-                        let high = bfloat16High(UnsafeRawPointer(row + 2 * p).loadUnaligned(as: SIMD16<UInt32>.self))
-                        for i in 0..<8 { to[(p + i) * width] = Float(bitPattern: high[2 * i] &>> 16 | high[2 * i + 1]) }
-                        p += 8
+            if source.columnStride == 1 {
+                // Each row is contiguous along the depth: its words are made 8 at a time into a
+                // row on the stack, then copied to their places a panel row apart. (Made and
+                // scattered in one loop, the compiler turns the rounding into scalar code whose
+                // length hides no cache miss: the loads then wait for memory one line at a time.)
+                withUnsafeTemporaryAllocation(of: UInt32.self, capacity: pairs) { buffer in
+                    let words = buffer.baseAddress!
+                    for r in 0..<rows {
+                        let row = origin + r * source.rowStride, to = panel + r
+                        var p = 0
+                        while p + 8 <= fullPairs {
+                            let rounded = bfloat16High(unsafeBitCast(load16(row + 2 * p), to: SIMD16<UInt32>.self))
+                            UnsafeMutableRawPointer(words + p).storeBytes(of: rounded.evenHalf &>> 16 | rounded.oddHalf, as: SIMD8<UInt32>.self)
+                            p += 8
+                        }
+                        for p in p..<pairs { words[p] = pairWord(row, p, columnStride: 1, depth: depth).bitPattern }
+                        for p in 0..<pairs { to[p * width] = Float(bitPattern: words[p]) }
                     }
-                    for p in p..<pairs { to[p * width] = pairWord(row, p, columnStride: 1, depth: depth) }
                 }
             } else {
                 for r in 0..<rows {
