@@ -123,6 +123,12 @@ def dropout_cost(arguments, raw):
         print(f"| {threads} | {batch}×{arguments.seq_len} | " + " | ".join(cells) + " |")
 
 
+def has_bfloat16_kernel(binary):
+    """Whether gpt2-ddp's `info --cpu` names a kernel for --bf16 on this CPU."""
+    cpu = subprocess.run([binary, "info", "--cpu"], check=True, capture_output=True, text=True).stdout
+    return "bf16 matmul (--bf16): none" not in cpu
+
+
 def bf16_steps(arguments, raw):
     """Each program's training step in fp32 and with bf16 products (gpt2-ddp --bf16, PyTorch
     autocast), the four runs alternating round by round."""
@@ -131,17 +137,17 @@ def bf16_steps(arguments, raw):
     swift_dropout, pytorch_dropout = dropout_flags(arguments.dropout)
     # On a CPU without a bfloat16 kernel gpt2-ddp refuses --bf16; PyTorch's autocast still runs
     # (emulated), so its column is measured and ours says why it is empty.
-    cpu = subprocess.run(SWIFT[:1] + ["info", "--cpu"], check=True, capture_output=True, text=True).stdout
-    ours_bf16 = "bf16 matmul (--bf16): none" not in cpu
+    ours_bf16 = has_bfloat16_kernel(SWIFT[0])
     for round_index in range(arguments.rounds):
         for threads, batch in configurations:
             shape = step_shape(arguments, threads, batch)
             for bf16 in (False, True):
                 extra = ["--bf16"] if bf16 else []
-                for item in run_json(SWIFT + ["--model-config", "gpt2"] + shape + swift_dropout + extra, raw) if ours_bf16 or not bf16 else []:
-                    if item["what"] == "train_step":
-                        steps.setdefault(("gpt2-ddp", threads, batch, bf16), []).append(item["tokens_per_second"])
-                        peaks.setdefault((threads, batch, bf16), []).append(item["fraction_of_peak"])
+                if ours_bf16 or not bf16:
+                    for item in run_json(SWIFT + ["--model-config", "gpt2"] + shape + swift_dropout + extra, raw):
+                        if item["what"] == "train_step":
+                            steps.setdefault(("gpt2-ddp", threads, batch, bf16), []).append(item["tokens_per_second"])
+                            peaks.setdefault((threads, batch, bf16), []).append(item["fraction_of_peak"])
                 for item in run_json(PYTORCH + shape + pytorch_dropout + ["--what", "train_step"] + extra, raw):
                     steps.setdefault(("pytorch", threads, batch, bf16), []).append(item["tokens_per_second"])
             print(f"round {round_index + 1}: threads={threads} B={batch} done", file=sys.stderr)

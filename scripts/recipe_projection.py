@@ -27,6 +27,8 @@ import subprocess
 import sys
 import time
 
+from bench_side_by_side import has_bfloat16_kernel  # (this script's folder is on sys.path)
+
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 GPT2_DDP = os.path.join(ROOT, ".build", "release", "gpt2-ddp")
 EPOCHS, BATCH, STEPS = 10, 16, 50
@@ -115,7 +117,7 @@ def main():
     parser.add_argument("--tokenizer", default=os.path.join(ROOT, "..", "shared", "data", "gpt2-tokenizer"))
     parser.add_argument("--threads", type=int, default=os.cpu_count())
     parser.add_argument("--rounds", type=int, default=1)
-    parser.add_argument("--program", choices=["gpt2-ddp", "trainer"], help=argparse.SUPPRESS)
+    parser.add_argument("--program", choices=["trainer"], help=argparse.SUPPRESS)
     parser.add_argument("--bf16", action="store_true", help=argparse.SUPPRESS)
     arguments = parser.parse_args()
     arguments.model = os.path.join(arguments.work_dir, "gpt2-init")
@@ -127,8 +129,7 @@ def main():
         subprocess.run([GPT2_DDP, "init", "--model-config", "gpt2", "--output-dir", arguments.model, "--seed", "1"], check=True)
     train_count, held_count = split_data(arguments)
     arguments.data = os.path.join(arguments.work_dir, "train.txt")
-    cpu = subprocess.run([GPT2_DDP, "info", "--cpu"], check=True, capture_output=True, text=True).stdout
-    ours_bf16 = "bf16 matmul (--bf16): none" not in cpu
+    ours_bf16 = has_bfloat16_kernel(GPT2_DDP)
     results = {}
     for _ in range(arguments.rounds):
         for bf16 in (False, True):

@@ -256,54 +256,58 @@ enum MatrixMultiply {
                     if r + 8 <= rows { storeWords(low + r0 + r, high.map { $0 + r0 + r }, to + r, as: SIMD8<UInt32>.self); r += 8 }
                     if r + 4 <= rows { storeWords(low + r0 + r, high.map { $0 + r0 + r }, to + r, as: SIMD4<UInt32>.self); r += 4 }
                     for r in r..<rows { to[r] = pairWord(source.base + r0 + r, p, columnStride: source.columnStride, depth: depth) }
-                    for r in rows..<width { to[r] = 0 }
                 }
             }
-            return
-        }
-        for q in 0..<panels {
-            let panel = packed + q * width * pairs, rows = min(width, count - q * width)
-            let origin = source.base + q * width * source.rowStride
-            if source.columnStride == 1 {
-                // Each row is contiguous along the depth: four rows at a time, their words are
-                // made 8 at a time into rows on the stack, then copied to their places, four
-                // adjacent words a panel row apart. (Made and scattered in one loop, the compiler
-                // turns the rounding into scalar code whose length hides no cache miss; four rows
-                // read side by side keep four lines in flight.)
-                withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 4 * pairs) { buffer in
-                    let words = buffer.baseAddress!
-                    for r0 in stride(from: 0, to: rows, by: 4) {
-                        let group = min(4, rows - r0), first = origin + r0 * source.rowStride
-                        var p = 0
-                        while p + 8 <= fullPairs {
+        } else {
+            for q in 0..<panels {
+                let panel = packed + q * width * pairs, rows = min(width, count - q * width)
+                let origin = source.base + q * width * source.rowStride
+                if source.columnStride == 1 {
+                    // Each row is contiguous along the depth: four rows at a time, their words are
+                    // made 8 at a time into rows on the stack, then copied to their places, four
+                    // adjacent words a panel row apart. (Made and scattered in one loop, the compiler
+                    // turns the rounding into scalar code whose length hides no cache miss; four rows
+                    // read side by side keep four lines in flight.)
+                    withUnsafeTemporaryAllocation(of: UInt32.self, capacity: 4 * pairs) { buffer in
+                        let words = buffer.baseAddress!
+                        for r0 in stride(from: 0, to: rows, by: 4) {
+                            let group = min(4, rows - r0), first = origin + r0 * source.rowStride
+                            var p = 0
+                            while p + 8 <= fullPairs {
+                                for g in 0..<group {
+                                    let rounded = bfloat16High(unsafeBitCast(load16(first + g * source.rowStride + 2 * p), to: SIMD16<UInt32>.self))
+                                    UnsafeMutableRawPointer(words + g * pairs + p).storeBytes(of: rounded.evenHalf &>> 16 | rounded.oddHalf,
+                                                                                             as: SIMD8<UInt32>.self)
+                                }
+                                p += 8
+                            }
                             for g in 0..<group {
-                                let rounded = bfloat16High(unsafeBitCast(load16(first + g * source.rowStride + 2 * p), to: SIMD16<UInt32>.self))
-                                UnsafeMutableRawPointer(words + g * pairs + p).storeBytes(of: rounded.evenHalf &>> 16 | rounded.oddHalf,
-                                                                                         as: SIMD8<UInt32>.self)
+                                for p in p..<pairs { words[g * pairs + p] = pairWord(first + g * source.rowStride, p, columnStride: 1, depth: depth).bitPattern }
                             }
-                            p += 8
-                        }
-                        for g in 0..<group {
-                            for p in p..<pairs { words[g * pairs + p] = pairWord(first + g * source.rowStride, p, columnStride: 1, depth: depth).bitPattern }
-                        }
-                        let to = UnsafeMutableRawPointer(panel + r0)
-                        if group == 4 {
-                            for p in 0..<pairs {
-                                let four = SIMD4(words[p], words[pairs + p], words[2 * pairs + p], words[3 * pairs + p])
-                                (to + 4 * p * width).storeBytes(of: four, as: SIMD4<UInt32>.self)
+                            let to = UnsafeMutableRawPointer(panel + r0)
+                            if group == 4 {
+                                for p in 0..<pairs {
+                                    let four = SIMD4(words[p], words[pairs + p], words[2 * pairs + p], words[3 * pairs + p])
+                                    (to + 4 * p * width).storeBytes(of: four, as: SIMD4<UInt32>.self)
+                                }
+                            } else {
+                                for p in 0..<pairs { for g in 0..<group { (to + 4 * (p * width + g)).storeBytes(of: words[g * pairs + p], as: UInt32.self) } }
                             }
-                        } else {
-                            for p in 0..<pairs { for g in 0..<group { (to + 4 * (p * width + g)).storeBytes(of: words[g * pairs + p], as: UInt32.self) } }
                         }
                     }
-                }
-            } else {
-                for r in 0..<rows {
-                    let row = origin + r * source.rowStride
-                    for p in 0..<pairs { panel[p * width + r] = pairWord(row, p, columnStride: source.columnStride, depth: depth) }
+                } else {
+                    for r in 0..<rows {
+                        let row = origin + r * source.rowStride
+                        for p in 0..<pairs { panel[p * width + r] = pairWord(row, p, columnStride: source.columnStride, depth: depth) }
+                    }
                 }
             }
-            for p in 0..<pairs { for r in rows..<width { panel[p * width + r] = 0 } }
+        }
+        // Only the last panel can be short of rows; the words of its missing rows are zero.
+        let lastRows = count - (panels - 1) * width
+        if panels > 0, lastRows < width {
+            let panel = packed + (panels - 1) * width * pairs
+            for p in 0..<pairs { for r in lastRows..<width { panel[p * width + r] = 0 } }
         }
     }
 
